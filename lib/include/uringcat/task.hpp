@@ -1,0 +1,192 @@
+// task<T>: the lazy, move-only coroutine type every uringcat operation composes into.
+//
+// A task does nothing until it is awaited (or handed to io_context::run / when_all). The
+// awaiting coroutine becomes its continuation; when the task finishes, its final awaiter
+// hands control straight back to that continuation by symmetric transfer, so a chain of
+// tasks that complete synchronously never grows the stack. The result is a value, or the
+// exception the body threw, which `co_await` rethrows in the awaiter.
+#pragma once
+
+#include <coroutine>
+#include <exception>
+#include <memory>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+namespace uringcat {
+
+template <class T = void>
+class task;
+
+namespace detail {
+
+class task_promise_base {
+ public:
+  struct final_awaiter {
+    bool await_ready() const noexcept { return false; }
+    template <class Promise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
+      // Symmetric transfer: resume whoever awaited us without growing the stack.
+      return h.promise().continuation_;
+    }
+    void await_resume() const noexcept {}
+  };
+
+  std::suspend_always initial_suspend() const noexcept { return {}; }
+  final_awaiter final_suspend() const noexcept { return {}; }
+  void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+
+  void set_continuation(std::coroutine_handle<> h) noexcept { continuation_ = h; }
+  bool has_exception() const noexcept { return static_cast<bool>(exception_); }
+  void rethrow_if_exception() const {
+    if (exception_) std::rethrow_exception(exception_);
+  }
+
+ private:
+  std::coroutine_handle<> continuation_ = std::noop_coroutine();
+  std::exception_ptr exception_;
+};
+
+template <class T>
+class task_promise final : public task_promise_base {
+ public:
+  task_promise() noexcept {}  // the value is constructed by return_value, if ever
+  task_promise(const task_promise&) = delete;
+  task_promise& operator=(const task_promise&) = delete;
+
+  task<T> get_return_object() noexcept;
+
+  template <class U>
+  requires std::is_convertible_v<U&&, T>
+  void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+    ::new (static_cast<void*>(std::addressof(value_))) T(std::forward<U>(value));
+    has_value_ = true;
+  }
+
+  ~task_promise() {
+    if (has_value_) value_.~T();
+  }
+
+  T& result() & {
+    rethrow_if_exception();
+    return value_;
+  }
+  T&& result() && {
+    rethrow_if_exception();
+    return std::move(value_);
+  }
+
+ private:
+  union {
+    T value_;
+  };
+  bool has_value_ = false;
+};
+
+template <class T>
+class task_promise<T&> final : public task_promise_base {
+ public:
+  task<T&> get_return_object() noexcept;
+  void return_value(T& value) noexcept { value_ = std::addressof(value); }
+  T& result() {
+    rethrow_if_exception();
+    return *value_;
+  }
+
+ private:
+  T* value_ = nullptr;
+};
+
+template <>
+class task_promise<void> final : public task_promise_base {
+ public:
+  task<void> get_return_object() noexcept;
+  void return_void() const noexcept {}
+  void result() const { rethrow_if_exception(); }
+};
+
+}  // namespace detail
+
+/// A lazily started coroutine producing a T (or void, or a reference).
+///
+/// Work starts when the task is first awaited, passed to io_context::run, or to when_all;
+/// until then nothing runs. The task owns its coroutine frame: destroying a task that never
+/// started, or that has finished, frees it. The awaiter of a task is resumed by whoever
+/// completes the task's last operation (on the io_context's thread).
+template <class T>
+class [[nodiscard]] task {
+ public:
+  using promise_type = detail::task_promise<T>;
+  using value_type = T;
+
+  task() noexcept = default;
+  explicit task(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
+  task(task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+  task& operator=(task&& other) noexcept {
+    if (this != &other) {
+      if (handle_) handle_.destroy();
+      handle_ = std::exchange(other.handle_, {});
+    }
+    return *this;
+  }
+  task(const task&) = delete;
+  task& operator=(const task&) = delete;
+  ~task() {
+    if (handle_) handle_.destroy();
+  }
+
+  /// True when this task holds a coroutine (it was not moved from or default-constructed).
+  bool valid() const noexcept { return static_cast<bool>(handle_); }
+  /// True once the coroutine has run to its end (returned or threw).
+  bool done() const noexcept { return handle_ && handle_.done(); }
+
+  auto operator co_await() & noexcept { return awaiter<false>{handle_}; }
+  auto operator co_await() && noexcept { return awaiter<true>{handle_}; }
+
+  /// Starts the task with `continuation` resumed when it ends. For io_context and when_all.
+  std::coroutine_handle<promise_type> handle() const noexcept { return handle_; }
+
+  /// The finished task's value; rethrows its exception.
+  decltype(auto) result() & { return handle_.promise().result(); }
+  decltype(auto) result() && { return std::move(handle_.promise()).result(); }
+
+ private:
+  template <bool Rvalue>
+  struct awaiter {
+    std::coroutine_handle<promise_type> handle;
+
+    bool await_ready() const noexcept { return !handle || handle.done(); }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
+      handle.promise().set_continuation(awaiting);
+      return handle;  // start the task by symmetric transfer
+    }
+    decltype(auto) await_resume() {
+      if (!handle) throw std::logic_error("uringcat::task: awaited an empty task");
+      // An rvalue task (`co_await f()`) dies with the full expression: move the value out.
+      if constexpr (Rvalue && !std::is_void_v<T> && !std::is_reference_v<T>)
+        return T(std::move(handle.promise()).result());
+      else
+        return handle.promise().result();
+    }
+  };
+
+  std::coroutine_handle<promise_type> handle_;
+};
+
+namespace detail {
+
+template <class T>
+task<T> task_promise<T>::get_return_object() noexcept {
+  return task<T>{std::coroutine_handle<task_promise>::from_promise(*this)};
+}
+template <class T>
+task<T&> task_promise<T&>::get_return_object() noexcept {
+  return task<T&>{std::coroutine_handle<task_promise>::from_promise(*this)};
+}
+inline task<void> task_promise<void>::get_return_object() noexcept {
+  return task<void>{std::coroutine_handle<task_promise>::from_promise(*this)};
+}
+
+}  // namespace detail
+}  // namespace uringcat

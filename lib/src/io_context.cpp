@@ -1,0 +1,458 @@
+// The reactor's loop, ring setup with feature fallback, deadline heap and capacity queue.
+// See io_context.hpp for the design and the measurements behind it.
+#include "uringcat/io_context.hpp"
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+namespace uringcat {
+namespace {
+
+constexpr std::uint64_t slot_tag = 1;  // low bit of user_data: the CQE goes through a slot
+constexpr std::size_t slot_chunk = 256;
+
+std::string read_sysctl(const char* path) {
+  std::ifstream in(path);
+  std::string value;
+  if (in) std::getline(in, value);
+  return value;
+}
+
+// Why io_uring_setup failed, in words an operator can act on.
+std::string unavailable_message(int err) {
+  std::string msg = "io_uring is unavailable: ";
+  switch (err) {
+    case ENOSYS:
+      return msg + "this kernel has no io_uring support, or a seccomp filter hides io_uring_setup";
+    case EPERM: {
+      const std::string disabled = read_sysctl("/proc/sys/kernel/io_uring_disabled");
+      if (disabled == "2") return msg + "disabled by the sysctl kernel.io_uring_disabled=2";
+      if (disabled == "1")
+        return msg +
+               "kernel.io_uring_disabled=1 allows it only to members of kernel.io_uring_group, "
+               "or a seccomp filter (a container's default profile) denies io_uring_setup";
+      return msg + "denied by a seccomp filter (container runtimes' default profiles block it)";
+    }
+    case ENOMEM:
+      return msg + "not enough locked memory for the rings (raise RLIMIT_MEMLOCK)";
+    default:
+      return msg + "io_uring_setup failed";
+  }
+}
+
+__kernel_timespec to_timespec(clock::duration d) noexcept {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  return {static_cast<long long>(ns / 1'000'000'000), static_cast<long long>(ns % 1'000'000'000)};
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Setup and teardown
+// ---------------------------------------------------------------------------------------
+
+io_context::io_context(const io_context_options& options) {
+  // Flag sets from best to most compatible. DEFER_TASKRUN keeps the kernel's completion work
+  // (cancellations of expired linked timeouts above all) inside our own io_uring_enter calls,
+  // in bounded batches, instead of interrupting us with it. R_DISABLED lets the thread that
+  // first calls run() become the single issuer, not the thread that constructed us.
+  constexpr unsigned base = IORING_SETUP_CQSIZE;
+  const unsigned attempts[] = {
+      base | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+          IORING_SETUP_R_DISABLED,
+      base | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+      base,
+  };
+  int err = EINVAL;
+  for (unsigned flags : attempts) {
+    if (!options.defer_taskrun && (flags & IORING_SETUP_DEFER_TASKRUN)) continue;
+    io_uring_params params{};
+    params.flags = flags;
+    params.cq_entries = options.cq_entries;
+    const int r = io_uring_queue_init_params(options.sq_entries, &ring_, &params);
+    if (r == 0) {
+      setup_flags_ = flags;
+      err = 0;
+      break;
+    }
+    err = -r;
+    if (err != EINVAL) break;  // EINVAL: this kernel lacks a flag; anything else is final
+  }
+  if (err != 0) throw std::system_error(err, std::system_category(), unavailable_message(err));
+
+  ring_enabled_ = !(setup_flags_ & IORING_SETUP_R_DISABLED);
+  cq_capacity_ = ring_.cq.ring_entries;
+  backstop_ = options.backstop;
+  completions_.reserve(cq_capacity_);
+  heap_.reserve(1024);
+}
+
+io_context::~io_context() {
+  cancel_everything_and_drain();
+  io_uring_queue_exit(&ring_);
+}
+
+void io_context::cancel_everything_and_drain() noexcept {
+  // Nobody will be resumed any more: unhook every operation from our structures first, so
+  // that awaiters destroyed later do not reach back into a dead reactor.
+  while (wait_head_) wait_unlink(wait_head_);
+  for (auto* op : heap_) op->heap_index = detail::op_base::no_index;
+  heap_.clear();
+  for (auto& chunk : slot_chunks_) {
+    for (std::size_t i = 0; i < slot_chunk; ++i) {
+      detail::op_slot& s = chunk[i];
+      if (s.target) {
+        s.target->slot = nullptr;
+        s.target = nullptr;
+        --inflight_;  // the cancel reserved for it is never sent: CANCEL_ANY below covers it
+      }
+    }
+  }
+  if (!ring_enabled_ || inflight_ == 0) return;
+
+  // Cancel whatever the kernel still holds, then wait (bounded) until it has let go of
+  // every buffer and handed back every descriptor.
+  if (reserve_sqes(1) == 0) {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, 0);
+    ++inflight_;
+  }
+  const auto give_up = clock::now() + std::chrono::seconds(5);
+  while (inflight_ > 0 && clock::now() < give_up) {
+    __kernel_timespec ts = to_timespec(std::chrono::milliseconds(100));
+    io_uring_cqe* cqe = nullptr;
+    const int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY) break;
+    unsigned head = 0;
+    unsigned n = 0;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      ++n;
+      if (cqe->user_data == LIBURING_UDATA_TIMEOUT) continue;
+      --inflight_;
+      const std::uint64_t ud = cqe->user_data;
+      if (ud == 0) continue;
+      if (ud & slot_tag) {
+        slot_release(reinterpret_cast<detail::op_slot*>(ud & ~slot_tag));
+        continue;
+      }
+      auto* op = reinterpret_cast<detail::op_base*>(ud);
+      if (op->abandon && cqe->res >= 0) op->abandon(cqe->res);
+    }
+    io_uring_cq_advance(&ring_, n);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The loop
+// ---------------------------------------------------------------------------------------
+
+void io_context::drive(std::coroutine_handle<> root) {
+  if (!ring_enabled_) {
+    // liburing 2.3 has no io_uring_enable_rings(): register the opcode directly.
+    if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr,
+                  0) != 0)
+      throw std::system_error(errno, std::system_category(), "IORING_REGISTER_ENABLE_RINGS");
+    ring_enabled_ = true;
+  }
+  try {
+    root.resume();
+    while (!root.done()) turn();
+  } catch (...) {
+    // The ring failed under us. The task's frames are about to be destroyed with it: make
+    // sure the kernel no longer holds their buffers first.
+    cancel_everything_and_drain();
+    throw;
+  }
+}
+
+void io_context::turn() {
+  start_waiting_ops();
+
+  __kernel_timespec ts{};
+  __kernel_timespec* wait_for = nullptr;
+  if (!heap_.empty()) {
+    ts = to_timespec(heap_.front()->when.remaining(clock::now()));
+    wait_for = &ts;
+  }
+  io_uring_cqe* cqe = nullptr;
+  const int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, wait_for, nullptr);
+  if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
+    throw std::system_error(-r, std::system_category(), "io_uring_submit_and_wait_timeout");
+
+  reap_and_dispatch();
+  expire_deadlines();
+}
+
+void io_context::reap_and_dispatch() {
+  // Reap everything first, then resume: user code never runs against a half-consumed CQ.
+  // The count is read once, so completions the kernel keeps posting meanwhile (without
+  // DEFER_TASKRUN it may) wait for the next turn instead of starving the deadline check.
+  completions_.clear();
+  const unsigned ready = io_uring_cq_ready(&ring_);
+  unsigned head = 0;
+  unsigned seen = 0;
+  io_uring_cqe* cqe = nullptr;
+  io_uring_for_each_cqe(&ring_, head, cqe) {
+    if (seen == ready) break;
+    ++seen;
+    if (cqe->user_data == LIBURING_UDATA_TIMEOUT) continue;  // liburing's own (old kernels)
+    completions_.push_back({cqe->user_data, cqe->res, cqe->flags});
+  }
+  io_uring_cq_advance(&ring_, seen);
+  inflight_ -= completions_.size();
+
+  for (const completion& c : completions_) {
+    if (c.user_data == 0) continue;  // a linked timeout's own CQE, or a cancel request's
+    detail::op_base* op;
+    if (c.user_data & slot_tag) {
+      auto* s = reinterpret_cast<detail::op_slot*>(c.user_data & ~slot_tag);
+      op = s->target;
+      slot_release(s);
+      if (!op) continue;  // its deadline was already reported; the kernel is done with it now
+      op->slot = nullptr;
+      --inflight_;  // it completed before its deadline: the CQE kept for a cancel is not needed
+    } else {
+      op = reinterpret_cast<detail::op_base*>(c.user_data);
+    }
+    if (op->heap_index != detail::op_base::no_index) heap_erase(op);
+    op->complete(op, c.res, c.flags);
+  }
+}
+
+void io_context::expire_deadlines() {
+  if (heap_.empty()) return;
+  const auto now = clock::now();
+  while (!heap_.empty() && heap_.front()->when.time() <= now) {
+    detail::op_base* op = heap_.front();
+    heap_erase(op);
+    if (op->waiting) {
+      wait_unlink(op);  // never reached the kernel
+    } else if (op->slot) {
+      detach_and_cancel(*op);
+    }
+    op->complete(op, -ETIMEDOUT, 0);
+  }
+}
+
+void io_context::detach_and_cancel(detail::op_base& op) noexcept {
+  // The op's CQE will go to its slot alone. End the kernel's operation with an explicit
+  // cancel, which the kernel handles inline when we next enter. The cancel's CQE was
+  // reserved when the op was submitted, so this never waits for CQ room; and the slot
+  // cannot be reused before the cancel is processed, because slots are only released when
+  // their CQE is reaped.
+  detail::op_slot* s = op.slot;
+  s->target = nullptr;
+  op.slot = nullptr;
+  if (reserve_sqes(1) == 0) {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(s) | slot_tag, 0);
+    io_uring_sqe_set_data64(sqe, 0);
+  } else {
+    --inflight_;  // no cancel after all: the backstop linked timeout ends the operation
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Submission
+// ---------------------------------------------------------------------------------------
+
+// CQEs an operation may produce: its own, its linked timeout's, and for a detachable one the
+// cancel the reactor may send when it reports the deadline itself.
+static unsigned cqes_needed(const detail::op_base& op) noexcept {
+  if (!op.when.is_set()) return 1;
+  return op.detachable ? 3 : 2;
+}
+
+int io_context::start(detail::op_base& op) noexcept {
+  const unsigned need = cqes_needed(op);
+  if (op.detachable && op.when.is_set()) {
+    try {
+      heap_push(&op);
+    } catch (const std::bad_alloc&) {
+      return -ENOMEM;
+    }
+  }
+  if (wait_head_ || inflight_ + need > cq_capacity_) {
+    wait_push(&op);  // FIFO: later operations never overtake earlier ones
+    return 0;
+  }
+  const int r = submit_now(op);
+  if (r < 0 && op.heap_index != detail::op_base::no_index) heap_erase(&op);
+  return r;
+}
+
+int io_context::submit_now(detail::op_base& op) noexcept {
+  const bool timed = op.when.is_set();
+  const int r = reserve_sqes(timed ? 2 : 1);
+  if (r < 0) return r;
+
+  std::uint64_t user_data = reinterpret_cast<std::uintptr_t>(&op);
+  if (timed) {
+    // The kernel-side bound. For a detachable op the reactor reports the deadline itself and
+    // cancels the op; its linked timeout is a backstop `backstop_` later, so that a burst of
+    // expiring linked timeouts never competes with the reactor's own reporting.
+    deadline bound = op.when;
+    if (op.detachable) bound = deadline(op.when.time() + backstop_);
+    op.kernel_deadline = bound.to_kernel_timespec();
+  }
+  if (op.detachable && timed) {
+    detail::op_slot* s;
+    try {
+      s = slot_acquire();
+    } catch (const std::bad_alloc&) {
+      return -ENOMEM;
+    }
+    s->target = &op;
+    op.slot = s;
+    user_data = reinterpret_cast<std::uintptr_t>(s) | slot_tag;
+  }
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  op.prepare(&op, sqe);
+  io_uring_sqe_set_data64(sqe, user_data);
+  if (timed) {
+    sqe->flags |= IOSQE_IO_LINK;
+    io_uring_sqe* t = io_uring_get_sqe(&ring_);
+    io_uring_prep_link_timeout(t, &op.kernel_deadline, IORING_TIMEOUT_ABS);
+    io_uring_sqe_set_data64(t, 0);
+  }
+  inflight_ += cqes_needed(op);
+  return 0;
+}
+
+int io_context::reserve_sqes(unsigned n) noexcept {
+  // A linked pair must get both SQEs from the same batch: submit what is queued first.
+  for (int attempt = 0; io_uring_sq_space_left(&ring_) < n; ++attempt) {
+    const int r = io_uring_submit(&ring_);
+    if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) return r;
+    if (attempt == 64) return r < 0 ? r : -EBUSY;
+  }
+  return 0;
+}
+
+void io_context::start_waiting_ops() noexcept {
+  while (wait_head_) {
+    detail::op_base* op = wait_head_;
+    if (inflight_ + cqes_needed(*op) > cq_capacity_) break;
+    wait_unlink(op);
+    const int r = submit_now(*op);
+    if (r < 0) {
+      if (op->heap_index != detail::op_base::no_index) heap_erase(op);
+      op->complete(op, r, 0);
+    }
+  }
+}
+
+void io_context::forget(detail::op_base& op) noexcept {
+  if (op.heap_index != detail::op_base::no_index) heap_erase(&op);
+  if (op.waiting) wait_unlink(&op);
+  if (op.slot) detach_and_cancel(op);
+}
+
+// ---------------------------------------------------------------------------------------
+// Deadline heap
+// ---------------------------------------------------------------------------------------
+
+void io_context::heap_push(detail::op_base* op) {
+  heap_.push_back(op);
+  op->heap_index = heap_.size() - 1;
+  heap_sift_up(op->heap_index);
+}
+
+void io_context::heap_erase(detail::op_base* op) noexcept {
+  const std::size_t i = op->heap_index;
+  op->heap_index = detail::op_base::no_index;
+  detail::op_base* last = heap_.back();
+  heap_.pop_back();
+  if (last == op) return;
+  heap_[i] = last;
+  last->heap_index = i;
+  heap_sift_up(i);
+  heap_sift_down(last->heap_index);
+}
+
+void io_context::heap_sift_up(std::size_t i) noexcept {
+  detail::op_base* op = heap_[i];
+  while (i > 0) {
+    const std::size_t parent = (i - 1) / 2;
+    if (!(op->when.time() < heap_[parent]->when.time())) break;
+    heap_[i] = heap_[parent];
+    heap_[i]->heap_index = i;
+    i = parent;
+  }
+  heap_[i] = op;
+  op->heap_index = i;
+}
+
+void io_context::heap_sift_down(std::size_t i) noexcept {
+  detail::op_base* op = heap_[i];
+  const std::size_t n = heap_.size();
+  for (;;) {
+    std::size_t child = 2 * i + 1;
+    if (child >= n) break;
+    if (child + 1 < n && heap_[child + 1]->when.time() < heap_[child]->when.time()) ++child;
+    if (!(heap_[child]->when.time() < op->when.time())) break;
+    heap_[i] = heap_[child];
+    heap_[i]->heap_index = i;
+    i = child;
+  }
+  heap_[i] = op;
+  op->heap_index = i;
+}
+
+// ---------------------------------------------------------------------------------------
+// Capacity queue and slots
+// ---------------------------------------------------------------------------------------
+
+void io_context::wait_push(detail::op_base* op) noexcept {
+  op->waiting = true;
+  op->wait_next = nullptr;
+  op->wait_prev = wait_tail_;
+  if (wait_tail_)
+    wait_tail_->wait_next = op;
+  else
+    wait_head_ = op;
+  wait_tail_ = op;
+}
+
+void io_context::wait_unlink(detail::op_base* op) noexcept {
+  if (op->wait_prev)
+    op->wait_prev->wait_next = op->wait_next;
+  else
+    wait_head_ = op->wait_next;
+  if (op->wait_next)
+    op->wait_next->wait_prev = op->wait_prev;
+  else
+    wait_tail_ = op->wait_prev;
+  op->wait_prev = op->wait_next = nullptr;
+  op->waiting = false;
+}
+
+detail::op_slot* io_context::slot_acquire() {
+  if (!free_slots_) {
+    // Grows in chunks and never shrinks: after warm-up, acquiring a slot allocates nothing.
+    auto chunk = std::make_unique<detail::op_slot[]>(slot_chunk);
+    for (std::size_t i = 0; i < slot_chunk; ++i) {
+      chunk[i].next_free = free_slots_;
+      free_slots_ = &chunk[i];
+    }
+    slot_chunks_.push_back(std::move(chunk));
+  }
+  detail::op_slot* s = free_slots_;
+  free_slots_ = s->next_free;
+  s->next_free = nullptr;
+  return s;
+}
+
+void io_context::slot_release(detail::op_slot* s) noexcept {
+  s->target = nullptr;
+  s->next_free = free_slots_;
+  free_slots_ = s;
+}
+
+}  // namespace uringcat

@@ -1,0 +1,95 @@
+// tcp_client: connect by name, socket options, and descriptor ownership.
+#include "uringcat/tcp_client.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <utility>
+
+namespace uringcat {
+
+tcp_client::tcp_client(tcp_client&& other) noexcept
+    : io_(other.io_),
+      fd_(std::exchange(other.fd_, -1)),
+      source_(other.source_),
+      has_source_(other.has_source_) {}
+
+tcp_client& tcp_client::operator=(tcp_client&& other) noexcept {
+  if (this != &other) {
+    close_now();
+    io_ = other.io_;
+    fd_ = std::exchange(other.fd_, -1);
+    source_ = other.source_;
+    has_source_ = other.has_source_;
+  }
+  return *this;
+}
+
+tcp_client::~tcp_client() {
+  close_now();
+}
+
+void tcp_client::close_now() noexcept {
+  if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+}
+
+int tcp_client::release() noexcept {
+  return std::exchange(fd_, -1);
+}
+
+task<std::error_code> tcp_client::try_connect(std::string host, std::uint16_t port, timeout t,
+                                              resolve_options options) {
+  // The task is lazy: this line runs when the connect is awaited, so the deadline starts then.
+  const deadline until = t.from_now();
+  std::error_code ec;
+  const std::vector<endpoint> candidates = resolve(host, port, options, ec);
+  if (ec) co_return ec;
+  if (until.expired()) co_return std::make_error_code(std::errc::timed_out);
+
+  std::error_code last = make_error_code(errc::no_addresses);
+  for (const endpoint& ep : candidates) {
+    last = co_await try_connect(ep, until);
+    if (!last) co_return last;
+    if (until.expired()) co_return std::make_error_code(std::errc::timed_out);
+  }
+  co_return last;
+}
+
+task<void> tcp_client::connect(std::string host, std::uint16_t port, timeout t,
+                               resolve_options options) {
+  const std::string name = host;
+  const std::error_code ec = co_await try_connect(std::move(host), port, t, options);
+  if (ec) throw std::system_error(ec, "connect to " + name + " port " + std::to_string(port));
+}
+
+namespace {
+template <class Getter>
+result<endpoint> name_of(int fd, Getter get) noexcept {
+  if (fd < 0) return system_error_code(EBADF);
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (get(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return system_error_code(errno);
+  try {
+    return endpoint(reinterpret_cast<const sockaddr*>(&ss), len);
+  } catch (const std::exception&) {
+    return std::make_error_code(std::errc::address_family_not_supported);
+  }
+}
+}  // namespace
+
+result<endpoint> tcp_client::local_endpoint() const noexcept {
+  return name_of(fd_, ::getsockname);
+}
+result<endpoint> tcp_client::remote_endpoint() const noexcept {
+  return name_of(fd_, ::getpeername);
+}
+
+std::error_code tcp_client::set_no_delay(bool on) noexcept {
+  const int v = on ? 1 : 0;
+  if (::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) != 0)
+    return system_error_code(errno);
+  return {};
+}
+
+}  // namespace uringcat

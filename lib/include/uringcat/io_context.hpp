@@ -7,21 +7,36 @@
 // finally reports the deadlines that have passed.
 //
 // Timeouts, and why there are two mechanisms (DESIGN.md, "Timeouts at scale"):
-//  * Every operation with a deadline is linked to an IORING_OP_LINK_TIMEOUT with the same
-//    absolute CLOCK_MONOTONIC deadline. The kernel enforces it and cancels the operation by
-//    itself, with no extra syscall, and for a single operation that is exact to tens of
-//    microseconds.
+//  * Every operation with a deadline is linked to an IORING_OP_LINK_TIMEOUT with an absolute
+//    CLOCK_MONOTONIC deadline. The kernel enforces it and cancels the operation by itself,
+//    with no extra syscall; for one operation that is as exact as anything here.
 //  * When thousands of linked timeouts expire together, the kernel cancels each linked
-//    operation as task work (about 10 us each here), so the last CQE of a burst of 10,000
-//    arrives tens of milliseconds late. For operations that hold no memory the kernel still
-//    writes (connect), the reactor therefore also keeps its own deadline heap and sleeps
-//    exactly until the earliest deadline; when it passes, the awaiting coroutine is told
-//    timed_out at once, and the operation's CQE, whenever the kernel's own timeout delivers
-//    it, lands in a reactor-owned slot. With DEFER_TASKRUN the kernel runs the cancellation
-//    work only inside our io_uring_enter calls and in bounded batches, so the reactor keeps
-//    reporting on time while the kernel catches up.
-//  * Operations whose CQE carries data or a resource (recv, send, accept) are never
-//    reported before their CQE: bytes a late recv received are delivered, not dropped.
+//    operation as task work, one after the other, and the CQEs trail the deadlines by
+//    milliseconds. So for operations that hold no memory the kernel still writes after
+//    submission (connect: the kernel copies the address at prep), the reactor keeps its own
+//    deadline heap, sleeps exactly until the earliest deadline, and tells the awaiting
+//    coroutine timed_out at once; the operation's CQE lands in a reactor-owned slot whenever
+//    it comes. The kernel's operation is ended by its linked timeout, set `backstop` (5 ms)
+//    after the deadline, so that the kernel's burst of cancellations comes after the reactor
+//    has reported, and DEFER_TASKRUN keeps that work inside our own io_uring_enter calls, in
+//    bounded batches, so reporting stays on time while the kernel catches up.
+//  * recv with a deadline waits for readiness (POLL_ADD, which holds no pointer into the
+//    caller's buffer) and then reads without blocking, so it is detachable too: bytes that
+//    arrive at the deadline stay in the socket for the next recv, never lost.
+//  * Operations whose CQE carries data or a resource (send, accept, untimed recv) are never
+//    reported before their CQE, and rely on the linked timeout alone.
+// Measured on this 2-core VM (Linux 6.18, bench/timeouts_at_scale, 500 ms deadlines at scale,
+// 5 runs; raw = liburing CONNECT + LINK_TIMEOUT with the same ring flags, same run):
+//    pending connects     uringcat p50 / p99         raw linked timeouts p50 / p99
+//    1                    113 us                     104 us
+//    1,000                34 us / 1.3 ms             521 us / 5.6 ms
+//    10,000               30 us / 0.71 ms            725 us / 6.1 ms
+// Variants measured before choosing (10,000 connects, DEFER_TASKRUN): heap + linked timeouts
+// at the exact deadline reported p99 1.2-2.5 ms (their task work competes with the reactor);
+// heap + an explicit ASYNC_CANCEL per expired op 0.55-0.9 ms for connects, but for 9,000
+// recvs the cancels cost 10x the CPU (320-470 ms vs 25-30 ms) and p99 grew to 8-10 ms;
+// close() alone never ends the kernel's connect. Without DEFER_TASKRUN, exact linked
+// timeouts starve the heap check: 9-45 ms p50.
 //
 // Ring capacity: a linked pair always gets two SQEs together (the SQ is submitted first if
 // fewer are free, so no IOSQE_IO_LINK is ever left dangling), and the number of CQEs that
@@ -55,10 +70,10 @@ struct io_context_options {
   /// Try IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN first (Linux 6.1+), then
   /// COOP_TASKRUN | TASKRUN_FLAG (5.19+), then no flags. Set false to skip DEFER_TASKRUN.
   bool defer_taskrun = true;
-  /// How long after a connect's deadline its linked timeout fires. The reactor reports the
-  /// deadline itself and cancels the connect at once; the linked timeout only bounds the
-  /// kernel's operation if the reactor is not running then. 5 ms is well past the reporting
-  /// lateness measured at 10,000 simultaneous deadlines (p99 < 1 ms).
+  /// How long after the deadline of a connect (or timed recv) its linked timeout fires and
+  /// ends the kernel's operation. The caller is told at the deadline by the reactor itself;
+  /// 5 ms is past the reporting lateness measured at 10,000 simultaneous deadlines (p99
+  /// < 1 ms), so the kernel's cancellations do not compete with that reporting.
   std::chrono::nanoseconds backstop = std::chrono::milliseconds(5);
 };
 
@@ -113,7 +128,8 @@ class io_context {
   void start_waiting_ops() noexcept;
   void expire_deadlines();
   void cancel_everything_and_drain() noexcept;
-  void detach_and_cancel(detail::op_base& op) noexcept;
+  void detach(detail::op_base& op) noexcept;
+  void drain_for(clock::duration limit) noexcept;
 
   // Deadline heap (detachable operations only), min-heap on op->when.
   void heap_push(detail::op_base* op);

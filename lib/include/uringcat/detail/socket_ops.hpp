@@ -9,6 +9,7 @@
 
 #include <liburing.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -128,6 +129,14 @@ class send_op final : public operation<send_op<Throws>> {
 };
 
 /// One recv(2) into the buffer; 0 means the peer closed its side.
+///
+/// Without a deadline this is one IORING_OP_RECV. With a deadline it waits for readiness
+/// instead (IORING_OP_POLL_ADD, linked to its timeout) and then reads with a non-blocking
+/// recv(2): the kernel then holds no pointer into the caller's buffer while it waits, so
+/// the reactor can report the deadline itself, on time even when thousands expire together,
+/// and bytes that arrive at the deadline stay in the socket for the next recv instead of
+/// landing in a buffer nobody reads. (A RECV linked to its timeout would have to wait for
+/// the kernel's cancellation, which trails the deadline by milliseconds in such a burst.)
 template <bool Throws>
 class recv_op final : public operation<recv_op<Throws>> {
   using base = operation<recv_op<Throws>>;
@@ -138,10 +147,32 @@ class recv_op final : public operation<recv_op<Throws>> {
 
   bool ready_without_io() noexcept {
     if (fd_ < 0) this->res_ = -EBADF;
+    this->detachable = this->when.is_set();
     return fd_ < 0 || bytes_.empty();
   }
   void prep(io_uring_sqe* sqe) noexcept {
-    io_uring_prep_recv(sqe, fd_, bytes_.data(), bytes_.size(), 0);
+    if (this->detachable)
+      io_uring_prep_poll_add(sqe, fd_, POLLIN);
+    else
+      io_uring_prep_recv(sqe, fd_, bytes_.data(), bytes_.size(), 0);
+  }
+  bool on_result(int res) noexcept {
+    if (!this->detachable || res < 0) return false;
+    // Readable (or hung up, or in error): read what is there without blocking.
+    const ssize_t n = ::recv(fd_, bytes_.data(), bytes_.size(), MSG_DONTWAIT);
+    if (n >= 0) {
+      this->res_ = static_cast<int>(n);
+      return false;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      this->res_ = -errno;
+      return false;
+    }
+    if (this->when.expired()) {  // spurious readiness, and no time left
+      this->res_ = -ETIMEDOUT;
+      return false;
+    }
+    return this->resubmit();
   }
 
   auto await_resume() {

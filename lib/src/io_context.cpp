@@ -164,6 +164,13 @@ void io_context::drain_for(clock::duration limit) noexcept {
 // ---------------------------------------------------------------------------------------
 
 void io_context::drive(std::coroutine_handle<> root) {
+  // One thread drives the ring (IORING_SETUP_SINGLE_ISSUER makes the kernel refuse any
+  // other, and nothing here is synchronised): the first thread to call run() owns it.
+  // Refuse others before the task runs, so it never queues work the owner would submit.
+  if (owner_ == std::thread::id{}) owner_ = std::this_thread::get_id();
+  if (owner_ != std::this_thread::get_id())
+    throw std::logic_error(
+        "uringcat::io_context::run: called from a thread other than the one that first ran it");
   if (!ring_enabled_) {
     // liburing 2.3 has no io_uring_enable_rings(): register the opcode directly.
     if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr,
@@ -251,7 +258,7 @@ void io_context::expire_deadlines() {
     detail::op_base* op = heap_.front();
     heap_erase(op);
     if (op->waiting) {
-      wait_unlink(op);  // never reached the kernel
+      wait_unlink(op);  // never reached the kernel: nothing to end
     } else if (op->slot) {
       detach(*op);
     }
@@ -260,6 +267,10 @@ void io_context::expire_deadlines() {
 }
 
 void io_context::detach(detail::op_base& op) noexcept {
+  // An op reported before its SQE reached the kernel would reach it afterwards, reading an
+  // address and a timespec from an awaiter that may be gone, on a descriptor number the
+  // caller has closed and may have reused. So make sure the kernel has it first.
+  if (io_uring_sq_ready(&ring_) > 0) (void)io_uring_submit(&ring_);
   // The op's CQE will go to its slot alone, when the kernel ends the operation: by itself,
   // or through the linked timeout `backstop_` after the deadline. There is deliberately no
   // IORING_OP_ASYNC_CANCEL here: measured with 9,000 expiring recvs, explicit cancels cost
@@ -279,15 +290,18 @@ static unsigned cqes_needed(const detail::op_base& op) noexcept {
 }
 
 int io_context::start(detail::op_base& op) noexcept {
-  const unsigned need = cqes_needed(op);
-  if (op.detachable && op.when.is_set()) {
+  const bool must_wait = wait_head_ || inflight_ + cqes_needed(op) > cq_capacity_;
+  // The heap holds the deadlines the reactor reports itself: those of detachable ops, and
+  // those of any timed op still waiting for ring room (the kernel cannot time out what it
+  // has not been given).
+  if (op.when.is_set() && (op.detachable || must_wait)) {
     try {
       heap_push(&op);
     } catch (const std::bad_alloc&) {
       return -ENOMEM;
     }
   }
-  if (wait_head_ || inflight_ + need > cq_capacity_) {
+  if (must_wait) {
     wait_push(&op);  // FIFO: later operations never overtake earlier ones
     return 0;
   }
@@ -349,6 +363,8 @@ void io_context::start_waiting_ops() noexcept {
     detail::op_base* op = wait_head_;
     if (inflight_ + cqes_needed(*op) > cq_capacity_) break;
     wait_unlink(op);
+    // From here the linked timeout enforces a non-detachable op's deadline.
+    if (!op->detachable && op->heap_index != detail::op_base::no_index) heap_erase(op);
     const int r = submit_now(*op);
     if (r < 0) {
       if (op->heap_index != detail::op_base::no_index) heap_erase(op);

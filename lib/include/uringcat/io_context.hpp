@@ -53,6 +53,7 @@
 #include <memory>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include "uringcat/detail/op_base.hpp"
@@ -79,10 +80,11 @@ struct io_context_options {
 
 /// The reactor: owns one io_uring and resumes coroutines whose operations completed.
 ///
-/// Single-threaded: create it, then call run() from one thread; all operations on it must
-/// be started by coroutines that run() drives. Destroying an io_context with operations in
-/// flight cancels them, waits (bounded) for the kernel to finish with their memory, and
-/// closes descriptors that completions carried.
+/// Single-threaded: the first thread that calls run() owns the ring (it need not be the
+/// thread that created the io_context); run() from any other thread throws
+/// std::logic_error. All operations on it must be started by coroutines that run() drives.
+/// Destroying an io_context with operations in flight cancels them, waits (bounded) for the kernel
+/// to finish with their memory, and closes descriptors that completions carried.
 class io_context {
  public:
   /// Sets up the ring. Throws std::system_error when io_uring is unavailable, with a message
@@ -157,6 +159,7 @@ class io_context {
   std::size_t cq_capacity_ = 0;
   std::size_t inflight_ = 0;
   std::chrono::nanoseconds backstop_{};
+  std::thread::id owner_{};
 
   std::vector<completion> completions_;
   std::vector<detail::op_base*> heap_;

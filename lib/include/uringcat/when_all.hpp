@@ -13,6 +13,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <exception>
+#include <stdexcept>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -122,12 +123,19 @@ when_all_value_t<T> take_result(task<T>& t) {
   }
 }
 
+inline void require_valid(bool valid) {
+  if (!valid) throw std::invalid_argument("uringcat::when_all: an empty task");
+}
+
 }  // namespace detail
 
 /// Runs every task concurrently; returns a vector of their results (task<void>: returns void).
+/// An empty (moved-from or default-constructed) task makes it throw std::invalid_argument
+/// when awaited, before any task starts.
 template <class T>
 task<std::conditional_t<std::is_void_v<T>, void, std::vector<T>>> when_all(
     std::vector<task<T>> tasks) {
+  for (const auto& t : tasks) detail::require_valid(t.valid());
   detail::when_all_latch latch{0, {}, nullptr};
   std::vector<detail::when_all_driver> drivers;
   drivers.reserve(tasks.size());
@@ -146,6 +154,7 @@ task<std::conditional_t<std::is_void_v<T>, void, std::vector<T>>> when_all(
 /// Runs every task concurrently; returns a tuple of their results (void -> std::monostate).
 template <class... Ts>
 task<std::tuple<detail::when_all_value_t<Ts>...>> when_all(task<Ts>... tasks) {
+  (detail::require_valid(tasks.valid()), ...);
   detail::when_all_latch latch{0, {}, nullptr};
   std::vector<detail::when_all_driver> drivers;
   drivers.reserve(sizeof...(Ts));

@@ -73,7 +73,8 @@ class connect_op final : public operation<connect_op<Throws>> {
 
   auto await_resume() {
     std::error_code ec = this->error();
-    if (!ec) {
+    if (!ec && *client_fd_ >= 0) ec = std::make_error_code(std::errc::already_connected);
+    if (!ec) {  // (a concurrent connect on the same client may have won meanwhile)
       *client_fd_ = fd_;
       fd_ = -1;
     } else if (fd_ >= 0) {

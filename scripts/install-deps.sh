@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything uringcat needs to build, test, install and demo on Debian 12 (bookworm).
+# This is the one list of system packages: README's commands, scripts/test.sh's callers and
+# .ci/run all go through it. Build dependencies come from Debian; subprojects/*.wrap are only
+# fallbacks for other systems, and our scripts never let meson download them.
+#
+# Usage: scripts/install-deps.sh
+#   Runs `apt-get update` + `apt-get install`, as root or through sudo. Outside CI it does
+#   nothing when every package is already installed; with CI=true it always installs.
+set -euo pipefail
+
+packages=(
+  g++                # GCC 12: the first compiler of the test matrix
+  clang              # clang 14: the second one
+  meson
+  ninja-build
+  pkg-config
+  cmake              # find_package(uringcat) check, and meson's cmake module
+  python3            # tests/run_seed_example.py (stdlib only)
+  liburing-dev
+  libgtest-dev
+  libgmock-dev
+  libbenchmark-dev
+  clang-format       # STYLE.md point 14, checked by scripts/test.sh
+)
+
+all_installed() {
+  local n
+  n=$(dpkg-query -W -f='${db:Status-Status}\n' "${packages[@]}" 2>/dev/null | grep -cx installed || true)
+  [[ "$n" == "${#packages[@]}" ]]
+}
+if [[ "${CI:-}" != "true" ]] && all_installed; then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+sudo=()
+if [[ "$(id -u)" != 0 ]]; then
+  command -v sudo >/dev/null || { echo "install-deps: run as root or install sudo" >&2; exit 1; }
+  sudo=(sudo)
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update
+"${sudo[@]}" apt-get install -y --no-install-recommends "${packages[@]}"

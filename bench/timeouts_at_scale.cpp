@@ -39,7 +39,7 @@ double us_between(clock::time_point later, clock::time_point earlier) {
   return std::chrono::duration<double, std::micro>(later - earlier).count();
 }
 
-void BM_uringcat_connect_timeouts(benchmark::State& state) {
+void connect_timeouts(benchmark::State& state, const uringcat::io_context_options& options) {
   const auto n = static_cast<std::size_t>(state.range(0));
   const auto timeout = std::chrono::milliseconds(state.range(1));
   if (!uringcat::testing::raise_nofile(n + 256)) return state.SkipWithError("RLIMIT_NOFILE");
@@ -48,7 +48,7 @@ void BM_uringcat_connect_timeouts(benchmark::State& state) {
   std::vector<double> lateness;
   long timed_out = 0, total = 0;
   for (auto _ : state) {
-    uringcat::io_context io;
+    uringcat::io_context io(options);
     std::vector<double> late(n);
     auto one = [&](std::size_t i) -> uringcat::task<void> {
       uringcat::tcp_client client(io);
@@ -132,6 +132,17 @@ void BM_raw_liburing_linked_timeouts(benchmark::State& state) {
     io_uring_queue_exit(&ring);
   }
   report(state, lateness, timed_out, total);
+}
+
+void BM_uringcat_connect_timeouts(benchmark::State& state) {
+  connect_timeouts(state, {});
+}
+
+// The fallback ring of kernels without DEFER_TASKRUN (COOP_TASKRUN | TASKRUN_FLAG).
+void BM_uringcat_connect_timeouts_without_defer_taskrun(benchmark::State& state) {
+  uringcat::io_context_options options;
+  options.defer_taskrun = false;
+  connect_timeouts(state, options);
 }
 
 // N idle loopback connections (client ends returned; server ends kept in `peers`).
@@ -263,6 +274,7 @@ void scale_args(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_uringcat_connect_timeouts)->Apply(scale_args);
+BENCHMARK(BM_uringcat_connect_timeouts_without_defer_taskrun)->Apply(scale_args);
 BENCHMARK(BM_raw_liburing_linked_timeouts)->Apply(scale_args);
 
 }  // namespace

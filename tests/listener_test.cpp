@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "test_support.hpp"
 #include "uringcat/uringcat.hpp"
@@ -103,6 +104,41 @@ TEST(Listener, ClientsAcceptedInALoopAreAllServed) {
   };
   EXPECT_EQ(io.run(body()), 20);
   EXPECT_EQ(uringcat::testing::count_open_fds(), fds);
+}
+
+TEST(Listener, AConnectionArrivingAtTheAcceptDeadlineIsNeverLost) {
+  // Connects race timed accepts hundreds of times; an accept that timed out must leave its
+  // connection queued for the next accept, so every connection is accepted exactly once.
+  io_context io;
+  tcp_listener listener(io, endpoint::loopback_v4(0), {.backlog = 4096});
+  auto body = [&]() -> task<int> {
+    int accepted = 0;
+    int timeouts = 0;
+    std::vector<tcp_client> clients;
+    for (int i = 0; i < 300; ++i) {
+      auto connector = [&]() -> task<void> {
+        tcp_client c(io);
+        co_await c.connect(listener.local_endpoint(), 5s);
+        clients.push_back(std::move(c));
+      };
+      auto acceptor = [&]() -> task<void> {
+        auto r = co_await listener.try_accept(std::chrono::microseconds(i % 50));
+        if (r)
+          ++accepted;
+        else if (r.error() == std::errc::timed_out)
+          ++timeouts;
+        else
+          ADD_FAILURE() << r.error().message();
+      };
+      co_await uringcat::when_all(connector(), acceptor());
+    }
+    for (int i = 0; i < timeouts; ++i) {  // the ones that timed out are still queued
+      auto r = co_await listener.try_accept(2s);
+      if (r) ++accepted;
+    }
+    co_return accepted;
+  };
+  EXPECT_EQ(io.run(body()), 300);
 }
 
 }  // namespace

@@ -17,7 +17,9 @@ tcp_listener::tcp_listener(io_context& io, const endpoint& local, listen_options
     throw std::system_error(err, std::system_category(),
                             std::string(step) + " " + local.to_string());
   };
-  fd_ = ::socket(local.family(), SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+  // Non-blocking: a timed accept takes its connection with accept4(2) after the ring said
+  // the listener is readable, and must not block if someone else took it first.
+  fd_ = ::socket(local.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
   if (fd_ < 0) fail("socket for");
   const int one = 1;
   if (options.reuse_address && ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)

@@ -20,11 +20,12 @@
 //    after the deadline, so that the kernel's burst of cancellations comes after the reactor
 //    has reported, and DEFER_TASKRUN keeps that work inside our own io_uring_enter calls, in
 //    bounded batches, so reporting stays on time while the kernel catches up.
-//  * recv with a deadline waits for readiness (POLL_ADD, which holds no pointer into the
-//    caller's buffer) and then reads without blocking, so it is detachable too: bytes that
-//    arrive at the deadline stay in the socket for the next recv, never lost.
-//  * Operations whose CQE carries data or a resource (send, accept, untimed recv) are never
-//    reported before their CQE, and rely on the linked timeout alone.
+//  * recv, send, send_all, recv_exact and accept with a deadline wait for readiness
+//    (POLL_ADD, which holds no pointer into the caller's memory) and then move bytes or take
+//    the connection without blocking, so they are detachable too: bytes or connections that
+//    arrive at the deadline stay in the socket for the next call, never lost.
+//  * What is left relies on the linked timeout alone: shutdown and close with a deadline,
+//    and untimed operations (direct IORING_OP_SEND / RECV / ACCEPT), which wait for their CQE.
 // Measured on this 2-core VM (Linux 6.18, bench/timeouts_at_scale, 500 ms deadlines at scale,
 // 5 runs; raw = liburing CONNECT + LINK_TIMEOUT with the same ring flags, same run):
 //    pending connects     uringcat p50 / p99         raw linked timeouts p50 / p99

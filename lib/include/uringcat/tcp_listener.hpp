@@ -5,6 +5,7 @@
 #pragma once
 
 #include <liburing.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -29,8 +30,15 @@ struct listen_options {
 
 namespace detail {
 
-/// accept4(2) through the ring. The peer address is written by the kernel into this object
-/// at completion, so an accept always waits for its own CQE (it is not detachable).
+/// Waits for one connection and takes it.
+///
+/// Without a deadline this is one IORING_OP_ACCEPT. With a deadline it waits for readiness
+/// (IORING_OP_POLL_ADD on the listener, linked to its timeout) and then takes the connection
+/// with a non-blocking accept4(2): nothing the kernel holds points into this object while it
+/// waits, so the reactor reports the deadline itself, on time in a burst of thousands, and a
+/// connection that arrives at the deadline stays queued for the next accept instead of being
+/// accepted into nowhere. (The listener is non-blocking, so a connection another process
+/// took first just means waiting again.)
 template <bool Throws>
 class accept_op final : public operation<accept_op<Throws>> {
   using base = operation<accept_op<Throws>>;
@@ -44,15 +52,42 @@ class accept_op final : public operation<accept_op<Throws>> {
 
   bool ready_without_io() noexcept {
     if (fd_ < 0) this->res_ = -EBADF;
+    this->detachable = polling_ = this->when.is_set();
     return fd_ < 0;
   }
   void prep(io_uring_sqe* sqe) noexcept {
     peer_len_ = sizeof peer_;
-    io_uring_prep_accept(sqe, fd_, reinterpret_cast<sockaddr*>(&peer_), &peer_len_, SOCK_CLOEXEC);
+    if (polling_)
+      io_uring_prep_poll_add(sqe, fd_, POLLIN);
+    else
+      io_uring_prep_accept(sqe, fd_, reinterpret_cast<sockaddr*>(&peer_), &peer_len_, SOCK_CLOEXEC);
   }
   bool on_result(int res) noexcept {
-    if (res >= 0) accepted_fd_ = res;
-    return false;
+    if (!polling_) {
+      if (res >= 0) {
+        accepted_fd_ = res;
+        return false;
+      }
+      if (res != -EAGAIN) return false;
+      polling_ = true;  // a kernel that honours O_NONBLOCK for IORING_OP_ACCEPT
+      return this->resubmit();
+    }
+    if (res < 0) return false;
+    peer_len_ = sizeof peer_;
+    const int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&peer_), &peer_len_, SOCK_CLOEXEC);
+    if (fd >= 0) {
+      accepted_fd_ = this->res_ = fd;
+      return false;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
+      this->res_ = -errno;
+      return false;
+    }
+    if (this->when.expired()) {
+      this->res_ = -ETIMEDOUT;
+      return false;
+    }
+    return this->resubmit();
   }
   /// A connection accepted while the io_context is torn down is closed, not leaked.
   static void abandon_result(int fd) noexcept { ::close(fd); }
@@ -62,11 +97,11 @@ class accept_op final : public operation<accept_op<Throws>> {
     if constexpr (Throws) {
       if (ec) throw std::system_error(ec, "accept on " + local_->to_string());
       taken_ = true;
-      return tcp_client(*this->io_, this->res_);
+      return tcp_client(*this->io_, accepted_fd_);
     } else {
       if (ec) return result<tcp_client>(ec);
       taken_ = true;
-      return result<tcp_client>(tcp_client(*this->io_, this->res_));
+      return result<tcp_client>(tcp_client(*this->io_, accepted_fd_));
     }
   }
 
@@ -79,6 +114,7 @@ class accept_op final : public operation<accept_op<Throws>> {
   sockaddr_storage peer_{};
   socklen_t peer_len_ = sizeof peer_;
   int accepted_fd_ = -1;
+  bool polling_ = false;
   bool taken_ = false;
 };
 

@@ -47,9 +47,9 @@ struct op_base {
   deadline when{};
   __kernel_timespec kernel_deadline{};
   /// A detachable operation holds no memory the kernel writes to after submission (connect:
-  /// the kernel copies the address at prep). The reactor may then report its deadline from
-  /// its own timer before the kernel's cancellation arrives; the CQE goes to a reactor-owned
-  /// slot. Everything else (recv, send, accept) waits for its own CQE.
+  /// the kernel copies the address at prep; timed recv/send/accept: a readiness poll). The
+  /// reactor may then report its deadline from its own timer before the kernel's operation
+  /// ends; the CQE goes to a reactor-owned slot. Others always wait for their own CQE.
   bool detachable = false;
 
   // Reactor bookkeeping.

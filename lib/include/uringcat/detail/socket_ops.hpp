@@ -95,133 +95,60 @@ class connect_op final : public operation<connect_op<Throws>> {
   int fd_ = -1;
 };
 
-/// One send(2) of at most the whole buffer, with MSG_NOSIGNAL: a reset peer is an error
-/// value (broken_pipe / connection_reset), never SIGPIPE.
-template <bool Throws>
-class send_op final : public operation<send_op<Throws>> {
-  using base = operation<send_op<Throws>>;
-
- public:
-  send_op(io_context& io, int fd, std::span<const std::byte> bytes, timeout t) noexcept
-      : base(io, t), fd_(fd), bytes_(bytes) {}
-
-  bool ready_without_io() noexcept {
-    if (fd_ < 0) this->res_ = -EBADF;
-    return fd_ < 0 || bytes_.empty();
-  }
-  void prep(io_uring_sqe* sqe) noexcept {
-    io_uring_prep_send(sqe, fd_, bytes_.data(), bytes_.size(), MSG_NOSIGNAL);
-  }
-
-  auto await_resume() {
-    const std::error_code ec = this->error();
-    const std::size_t n = ec ? 0 : static_cast<std::size_t>(this->res_);
-    if constexpr (Throws) {
-      if (ec) throw std::system_error(ec, "send");
-      return n;
-    } else {
-      return ec ? result<std::size_t>(ec) : result<std::size_t>(n);
-    }
-  }
-
- private:
-  int fd_;
-  std::span<const std::byte> bytes_;
-};
-
-/// One recv(2) into the buffer; 0 means the peer closed its side.
+/// send and recv, once (`All` false: returns how many bytes moved, 0 from recv meaning the
+/// peer closed) or until the whole buffer moved (`All` true: send_all, recv_exact; errc::eof
+/// if the peer closes first). Sends use MSG_NOSIGNAL: a reset peer is an error value
+/// (broken_pipe / connection_reset), never SIGPIPE.
 ///
-/// Without a deadline this is one IORING_OP_RECV. With a deadline it waits for readiness
-/// instead (IORING_OP_POLL_ADD, linked to its timeout) and then reads with a non-blocking
-/// recv(2): the kernel then holds no pointer into the caller's buffer while it waits, so
-/// the reactor can report the deadline itself, on time even when thousands expire together,
-/// and bytes that arrive at the deadline stay in the socket for the next recv instead of
-/// landing in a buffer nobody reads. (A RECV linked to its timeout would have to wait for
-/// the kernel's cancellation, which trails the deadline by milliseconds in such a burst.)
-template <bool Throws>
-class recv_op final : public operation<recv_op<Throws>> {
-  using base = operation<recv_op<Throws>>;
-
- public:
-  recv_op(io_context& io, int fd, std::span<std::byte> bytes, timeout t) noexcept
-      : base(io, t), fd_(fd), bytes_(bytes) {}
-
-  bool ready_without_io() noexcept {
-    if (fd_ < 0) this->res_ = -EBADF;
-    this->detachable = this->when.is_set();
-    return fd_ < 0 || bytes_.empty();
-  }
-  void prep(io_uring_sqe* sqe) noexcept {
-    if (this->detachable)
-      io_uring_prep_poll_add(sqe, fd_, POLLIN);
-    else
-      io_uring_prep_recv(sqe, fd_, bytes_.data(), bytes_.size(), 0);
-  }
-  bool on_result(int res) noexcept {
-    if (!this->detachable || res < 0) return false;
-    // Readable (or hung up, or in error): read what is there without blocking.
-    const ssize_t n = ::recv(fd_, bytes_.data(), bytes_.size(), MSG_DONTWAIT);
-    if (n >= 0) {
-      this->res_ = static_cast<int>(n);
-      return false;
-    }
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      this->res_ = -errno;
-      return false;
-    }
-    if (this->when.expired()) {  // spurious readiness, and no time left
-      this->res_ = -ETIMEDOUT;
-      return false;
-    }
-    return this->resubmit();
-  }
-
-  auto await_resume() {
-    const std::error_code ec = this->error();
-    const std::size_t n = ec ? 0 : static_cast<std::size_t>(this->res_);
-    if constexpr (Throws) {
-      if (ec) throw std::system_error(ec, "recv");
-      return n;
-    } else {
-      return ec ? result<std::size_t>(ec) : result<std::size_t>(n);
-    }
-  }
-
- private:
-  int fd_;
-  std::span<std::byte> bytes_;
-};
-
-/// send_all / recv_exact: repeats send or recv until the whole buffer moved, under ONE
-/// deadline for the whole call (the absolute deadline is computed once, when awaited, and
-/// every partial step is linked to the same IORING_TIMEOUT_ABS time), like Python's sendall.
-template <bool Throws, bool Send>
-class transfer_all_op final : public operation<transfer_all_op<Throws, Send>> {
-  using base = operation<transfer_all_op<Throws, Send>>;
+/// Without a deadline each step is one IORING_OP_SEND / IORING_OP_RECV. With a deadline the
+/// operation waits for readiness instead (IORING_OP_POLL_ADD, linked to its timeout) and then
+/// moves bytes with non-blocking send(2) / recv(2). While it waits, the kernel then holds no
+/// pointer into the caller's buffer, so the reactor can report the deadline itself, on time
+/// even when thousands expire together (a SEND or RECV linked to its timeout must wait for
+/// the kernel's cancellation, which trails the deadline by milliseconds in such a burst), and
+/// bytes that arrive at the deadline stay in the socket for the next recv instead of landing
+/// in a buffer nobody reads. A timed send first tries at once: a writable socket needs no
+/// trip through the ring at all.
+///
+/// The deadline of send_all / recv_exact is one deadline for the whole call (computed once,
+/// when awaited), not renewed per partial step, like Python's sendall.
+template <bool Throws, bool Send, bool All>
+class transfer_op final : public operation<transfer_op<Throws, Send, All>> {
+  using base = operation<transfer_op<Throws, Send, All>>;
   using byte_span = std::conditional_t<Send, std::span<const std::byte>, std::span<std::byte>>;
 
  public:
-  transfer_all_op(io_context& io, int fd, byte_span bytes, timeout t) noexcept
+  transfer_op(io_context& io, int fd, byte_span bytes, timeout t) noexcept
       : base(io, t), fd_(fd), bytes_(bytes) {}
 
   bool ready_without_io() noexcept {
-    if (fd_ < 0) this->res_ = -EBADF;
-    return fd_ < 0 || bytes_.empty();
+    if (fd_ < 0) {
+      this->res_ = -EBADF;
+      return true;
+    }
+    if (bytes_.empty()) return true;
+    this->detachable = this->when.is_set();
+    if (Send && this->detachable) return !pump();  // finished without waiting
+    return false;
   }
+
   void prep(io_uring_sqe* sqe) noexcept {
-    if constexpr (Send)
+    if (this->detachable)
+      io_uring_prep_poll_add(sqe, fd_, Send ? POLLOUT : POLLIN);
+    else if constexpr (Send)
       io_uring_prep_send(sqe, fd_, bytes_.data() + done_, bytes_.size() - done_, MSG_NOSIGNAL);
     else
       io_uring_prep_recv(sqe, fd_, bytes_.data() + done_, bytes_.size() - done_, 0);
   }
+
+  /// Returns true when the operation continues (resubmitted), false when it has its result.
   bool on_result(int res) noexcept {
     if (res < 0) return false;
-    if (res == 0 && !Send) {  // the peer closed before the buffer was full
-      eof_ = true;
+    if (this->detachable) {  // readiness: move what can be moved without blocking
+      if (!pump()) return false;
+    } else if (!account(res)) {
       return false;
     }
-    done_ += static_cast<std::size_t>(res);
-    if (done_ >= bytes_.size()) return false;
     if (this->when.expired()) {
       this->res_ = -ETIMEDOUT;
       return false;
@@ -230,20 +157,67 @@ class transfer_all_op final : public operation<transfer_all_op<Throws, Send>> {
   }
 
   auto await_resume() {
-    std::error_code ec = eof_ ? make_error_code(errc::eof) : this->error();
-    if constexpr (Throws) {
-      if (ec) throw std::system_error(ec, Send ? "send_all" : "recv_exact");
+    const std::error_code ec = eof_ ? make_error_code(errc::eof) : this->error();
+    if constexpr (All) {
+      if constexpr (Throws) {
+        if (ec) throw std::system_error(ec, Send ? "send_all" : "recv_exact");
+      } else {
+        return transfer_result{done_, ec};
+      }
+    } else if constexpr (Throws) {
+      if (ec) throw std::system_error(ec, Send ? "send" : "recv");
+      return done_;
     } else {
-      return transfer_result{done_, ec};
+      return ec ? result<std::size_t>(ec) : result<std::size_t>(done_);
     }
   }
 
  private:
+  // Counts `n` bytes moved (n >= 0). Returns true when more must move.
+  bool account(int n) noexcept {
+    if (n == 0 && !Send && !bytes_.empty()) {
+      if (All) eof_ = true;  // the peer closed before the buffer was full
+      this->res_ = 0;
+      return false;
+    }
+    done_ += static_cast<std::size_t>(n);
+    this->res_ = 0;
+    return All && done_ < bytes_.size();
+  }
+
+  // Non-blocking steps until done, would-block or error. Returns true to wait for readiness.
+  bool pump() noexcept {
+    for (;;) {
+      ssize_t n;
+      if constexpr (Send)
+        n = ::send(fd_, bytes_.data() + done_, bytes_.size() - done_, MSG_DONTWAIT | MSG_NOSIGNAL);
+      else
+        n = ::recv(fd_, bytes_.data() + done_, bytes_.size() - done_, MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          this->res_ = 0;
+          return true;
+        }
+        this->res_ = -errno;
+        return false;
+      }
+      if (!account(static_cast<int>(n))) return false;
+    }
+  }
+
   int fd_;
   byte_span bytes_;
   std::size_t done_ = 0;
   bool eof_ = false;
 };
+
+template <bool Throws>
+using send_op = transfer_op<Throws, true, false>;
+template <bool Throws>
+using recv_op = transfer_op<Throws, false, false>;
+template <bool Throws, bool Send>
+using transfer_all_op = transfer_op<Throws, Send, true>;
 
 /// shutdown(2) of one or both directions.
 template <bool Throws>

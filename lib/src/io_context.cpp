@@ -153,7 +153,7 @@ void io_context::drain_for(clock::duration limit) noexcept {
         continue;
       }
       auto* op = reinterpret_cast<detail::op_base*>(ud);
-      if (op->abandon && cqe->res >= 0) op->abandon(cqe->res);
+      if (op->abandon && cqe->res >= 0) op->abandon(op, cqe->res);
     }
     io_uring_cq_advance(&ring_, n);
   }
@@ -350,10 +350,12 @@ int io_context::submit_now(detail::op_base& op) noexcept {
 
 int io_context::reserve_sqes(unsigned n) noexcept {
   // A linked pair must get both SQEs from the same batch: submit what is queued first.
+  // Failing, it returns -EBUSY rather than the kernel's -EAGAIN, which operations would
+  // take for their own socket's EAGAIN.
   for (int attempt = 0; io_uring_sq_space_left(&ring_) < n; ++attempt) {
     const int r = io_uring_submit(&ring_);
     if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) return r;
-    if (attempt == 64) return r < 0 ? r : -EBUSY;
+    if (attempt == 64) return -EBUSY;
   }
   return 0;
 }

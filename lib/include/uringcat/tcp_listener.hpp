@@ -44,23 +44,25 @@ class accept_op final : public operation<accept_op<Throws>> {
   using base = operation<accept_op<Throws>>;
 
  public:
-  accept_op(io_context& io, int fd, const endpoint& local, timeout t) noexcept
-      : base(io, t), fd_(fd), local_(&local) {}
+  /// `fd` is the listener's descriptor field, read again at every step (see transfer_op).
+  accept_op(io_context& io, const int& fd, const endpoint& local, timeout t) noexcept
+      : base(io, t), fd_(&fd), local_(&local) {}
   ~accept_op() {
     if (accepted_fd_ >= 0 && !taken_) ::close(accepted_fd_);  // accepted, never handed out
   }
 
   bool ready_without_io() noexcept {
-    if (fd_ < 0) this->res_ = -EBADF;
+    if (*fd_ < 0) this->res_ = -EBADF;
     this->detachable = polling_ = this->when.is_set();
-    return fd_ < 0;
+    return *fd_ < 0;
   }
   void prep(io_uring_sqe* sqe) noexcept {
     peer_len_ = sizeof peer_;
     if (polling_)
-      io_uring_prep_poll_add(sqe, fd_, POLLIN);
+      io_uring_prep_poll_add(sqe, *fd_, POLLIN);
     else
-      io_uring_prep_accept(sqe, fd_, reinterpret_cast<sockaddr*>(&peer_), &peer_len_, SOCK_CLOEXEC);
+      io_uring_prep_accept(sqe, *fd_, reinterpret_cast<sockaddr*>(&peer_), &peer_len_,
+                           SOCK_CLOEXEC);
   }
   bool on_result(int res) noexcept {
     if (!polling_) {
@@ -73,8 +75,13 @@ class accept_op final : public operation<accept_op<Throws>> {
       return this->resubmit();
     }
     if (res < 0) return false;
+    if (*fd_ < 0) {  // the listener was closed while this step waited
+      aborted_ = true;
+      this->res_ = -ECANCELED;
+      return false;
+    }
     peer_len_ = sizeof peer_;
-    const int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&peer_), &peer_len_, SOCK_CLOEXEC);
+    const int fd = ::accept4(*fd_, reinterpret_cast<sockaddr*>(&peer_), &peer_len_, SOCK_CLOEXEC);
     if (fd >= 0) {
       accepted_fd_ = this->res_ = fd;
       return false;
@@ -89,11 +96,15 @@ class accept_op final : public operation<accept_op<Throws>> {
     }
     return this->resubmit();
   }
-  /// A connection accepted while the io_context is torn down is closed, not leaked.
-  static void abandon_result(int fd) noexcept { ::close(fd); }
+  /// A connection accepted while the io_context is torn down is closed, not leaked. (A
+  /// fallback poll's CQE carries an event mask, not a descriptor.)
+  static void abandon_result(op_base* op, int fd) noexcept {
+    if (!static_cast<accept_op*>(op)->polling_) ::close(fd);
+  }
 
   auto await_resume() {
-    const std::error_code ec = this->error();
+    const std::error_code ec =
+        aborted_ ? std::make_error_code(std::errc::operation_canceled) : this->error();
     if constexpr (Throws) {
       if (ec) throw std::system_error(ec, "accept on " + local_->to_string());
       taken_ = true;
@@ -109,12 +120,13 @@ class accept_op final : public operation<accept_op<Throws>> {
   endpoint peer() const { return endpoint(reinterpret_cast<const sockaddr*>(&peer_), peer_len_); }
 
  private:
-  int fd_;
+  const int* fd_;
   const endpoint* local_;
   sockaddr_storage peer_{};
   socklen_t peer_len_ = sizeof peer_;
   int accepted_fd_ = -1;
   bool polling_ = false;
+  bool aborted_ = false;
   bool taken_ = false;
 };
 

@@ -28,8 +28,9 @@ struct op_base {
   /// Fills the operation's SQE (everything but user_data and link flags).
   using prepare_fn = void (*)(op_base*, io_uring_sqe*) noexcept;
   /// Releases what a CQE carries when nobody will ever consume it (an accepted descriptor
-  /// arriving while the io_context is torn down). May be null.
-  using abandon_fn = void (*)(int res) noexcept;
+  /// arriving while the io_context is torn down). Gets the op, to know what the CQE was for
+  /// (an accept's fallback poll carries an event mask, not a descriptor). May be null.
+  using abandon_fn = void (*)(op_base*, int res) noexcept;
 
   static constexpr std::size_t no_index = std::numeric_limits<std::size_t>::max();
 

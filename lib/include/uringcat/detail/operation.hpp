@@ -57,7 +57,7 @@ class operation : public op_base {
   // Defaults for Derived.
   bool ready_without_io() noexcept { return false; }
   bool on_result(int) noexcept { return false; }
-  static void abandon_result(int) noexcept {}
+  static void abandon_result(op_base*, int) noexcept {}
 
  protected:
   /// The result as an error: a deadline is std::errc::timed_out whichever path reported it

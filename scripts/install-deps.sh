@@ -21,6 +21,7 @@ packages=(
   libgtest-dev
   libgmock-dev
   libbenchmark-dev
+  libboost1.81-dev   # Boost.Asio (header-only): the alternative the benchmarks compare with
   clang-format       # STYLE.md point 14, checked by scripts/test.sh
 )
 

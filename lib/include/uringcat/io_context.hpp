@@ -26,18 +26,19 @@
 //    arrive at the deadline stay in the socket for the next call, never lost.
 //  * What is left relies on the linked timeout alone: shutdown and close with a deadline,
 //    and untimed operations (direct IORING_OP_SEND / RECV / ACCEPT), which wait for their CQE.
-// Measured on this 2-core VM (Linux 6.18, bench/timeouts_at_scale, 500 ms deadlines at scale,
-// 5 runs; raw = liburing CONNECT + LINK_TIMEOUT with the same ring flags, same run):
-//    pending connects     uringcat p50 / p99         raw linked timeouts p50 / p99
-//    1                    113 us                     104 us
-//    1,000                34 us / 1.3 ms             521 us / 5.6 ms
-//    10,000               30 us / 0.71 ms            725 us / 6.1 ms
+// Measured on this 2-core VM (Linux 6.18, bench/connect_timeout and bench/concurrent_timeouts,
+// one run each; raw = liburing op + LINK_TIMEOUT with the same ring flags, same run):
+//    lateness after the deadline         uringcat p50 / p99       raw linked timeouts p50 / p99
+//    1 connect, 100 ms                   119 / 169 us             164 / 243 us
+//    10,000 concurrent connects, 1 s     0.12 / 0.69 ms           1.34 / 6.48 ms
+//    9,000 concurrent recvs, 1 s         0.03 / 0.17 ms           1.71 / 3.35 ms
 // Variants measured before choosing (10,000 connects, DEFER_TASKRUN): heap + linked timeouts
 // at the exact deadline reported p99 1.2-2.5 ms (their task work competes with the reactor);
 // heap + an explicit ASYNC_CANCEL per expired op 0.55-0.9 ms for connects, but for 9,000
 // recvs the cancels cost 10x the CPU (320-470 ms vs 25-30 ms) and p99 grew to 8-10 ms;
-// close() alone never ends the kernel's connect. Without DEFER_TASKRUN, exact linked
-// timeouts starve the heap check: 9-45 ms p50.
+// close() alone never ends the kernel's connect, and a connect left to its backstop kept its
+// socket retransmitting SYNs (p99 5.5 ms at 10,000 expiring at 1 s; shutdown() fixes it).
+// Without DEFER_TASKRUN, exact linked timeouts starve the heap check: 9-45 ms p50.
 //
 // Ring capacity: a linked pair always gets two SQEs together (the SQ is submitted first if
 // fewer are free, so no IOSQE_IO_LINK is ever left dangling), and the number of CQEs that

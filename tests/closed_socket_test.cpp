@@ -115,8 +115,9 @@ TEST(ClosedSocket, TearingDownAnUntimedAcceptThatFellBackToPollingClosesNoUnrela
   {
     auto io = std::make_unique<io_context>();
     tcp_listener listener(*io, endpoint::loopback_v4(0));
+    const int listener_fd = listener.native_handle();  // the op reads it at every step
     auto op = std::make_unique<uringcat::detail::accept_op<false>>(
-        *io, listener.native_handle(), listener.local_endpoint(), uringcat::no_timeout);
+        *io, listener_fd, listener.local_endpoint(), uringcat::no_timeout);
     io->run([&]() -> task<void> {
       EXPECT_FALSE(op->await_ready());
       op->complete(op.get(), -EAGAIN, 0);   // what a punted IORING_OP_ACCEPT reports

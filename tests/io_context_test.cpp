@@ -131,4 +131,17 @@ TEST(IoContext, DestroyedWithOperationsInFlightLeaksNoDescriptor) {
   EXPECT_EQ(uringcat::testing::count_open_fds(), fds);
 }
 
+TEST(IoContext, ATaskSuspendedWithNothingInFlightIsAnErrorNotAHang) {
+  // An awaitable from outside uringcat that nobody will ever resume.
+  struct never {
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<>) const noexcept {}
+    void await_resume() const noexcept {}
+  };
+  io_context io;
+  auto body = []() -> task<void> { co_await never{}; };
+  EXPECT_THROW(io.run(body()), std::logic_error);
+  EXPECT_EQ(io.run(seven()), 7);  // and the io_context is still usable
+}
+
 }  // namespace

@@ -191,6 +191,13 @@ void io_context::drive(std::coroutine_handle<> root) {
 
 void io_context::turn() {
   start_waiting_ops();
+  if (inflight_ == 0 && heap_.empty() && !wait_head_ && io_uring_sq_ready(&ring_) == 0) {
+    // Nothing can ever resume the task: it awaits something that is not an operation of
+    // this io_context. Say so instead of sleeping forever.
+    throw std::logic_error(
+        "uringcat::io_context::run: the task is suspended with no operation in flight "
+        "(it awaits something no io_context operation will complete)");
+  }
 
   __kernel_timespec ts{};
   __kernel_timespec* wait_for = nullptr;

@@ -47,6 +47,7 @@ class accept_op final : public operation<accept_op<Throws>> {
   /// `fd` is the listener's descriptor field, read again at every step (see transfer_op).
   accept_op(io_context& io, const int& fd, const endpoint& local, timeout t) noexcept
       : base(io, t), fd_(&fd), local_(&local) {}
+  accept_op(io_context&, int&&, const endpoint&, timeout) = delete;  // must outlive the op
   ~accept_op() {
     if (accepted_fd_ >= 0 && !taken_) ::close(accepted_fd_);  // accepted, never handed out
   }

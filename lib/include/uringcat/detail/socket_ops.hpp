@@ -131,6 +131,7 @@ class transfer_op final : public operation<transfer_op<Throws, Send, All>> {
   /// moving bytes on whatever socket reuses the number.
   transfer_op(io_context& io, const int& fd, byte_span bytes, timeout t) noexcept
       : base(io, t), fd_(&fd), bytes_(bytes) {}
+  transfer_op(io_context&, int&&, byte_span, timeout) = delete;  // must outlive the op
 
   bool ready_without_io() noexcept {
     if (*fd_ < 0) {

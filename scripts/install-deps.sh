@@ -12,6 +12,7 @@ set -euo pipefail
 packages=(
   g++                # GCC 12: the first compiler of the test matrix
   clang              # clang 14: the second one
+  libclang-rt-14-dev # clang's ASan/UBSan/LSan runtimes, for the sanitizer build
   meson
   ninja-build
   pkg-config

@@ -210,24 +210,51 @@ bool init_ring_like_uringcat(io_uring& ring) {
   return io_uring_queue_init_params(256, &ring, &p) == 0;
 }
 
-// --- connect: uringcat --------------------------------------------------------------------
+// Queues `prep`'s SQE linked to a LINK_TIMEOUT at `at` (never splitting the pair across
+// submissions): the classic one-timeout-per-operation design.
+template <class Prep>
+void queue_linked(io_uring& ring, std::uint64_t user_data, __kernel_timespec& at, Prep prep) {
+  if (io_uring_sq_space_left(&ring) < 2) io_uring_submit(&ring);
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+  prep(sqe);
+  io_uring_sqe_set_data64(sqe, user_data);
+  sqe->flags |= IOSQE_IO_LINK;
+  io_uring_sqe* t = io_uring_get_sqe(&ring);
+  io_uring_prep_link_timeout(t, &at, IORING_TIMEOUT_ABS);
+  io_uring_sqe_set_data64(t, 0);
+}
 
-void connect_uringcat(benchmark::State& state, const target& to) {
-  const scale s = scale_of(state);
+// Reaps in a tight loop until every operation reported or `give_up`: on_cqe(index, res) for
+// each operation CQE (user_data = index + 1; the linked timeouts' own CQEs are skipped).
+template <class OnCqe>
+void reap_until_done(io_uring& ring, iteration& it, clock::time_point give_up, OnCqe on_cqe) {
+  while (!it.complete() && clock::now() < give_up) {
+    io_uring_cqe* cqe = nullptr;
+    __kernel_timespec wait{1, 0};
+    io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &wait, nullptr);
+    unsigned head = 0, seen = 0;
+    io_uring_for_each_cqe(&ring, head, cqe) {
+      ++seen;
+      if (cqe->user_data == 0 || cqe->user_data == LIBURING_UDATA_TIMEOUT) continue;
+      on_cqe(static_cast<std::size_t>(cqe->user_data - 1), cqe->res);
+    }
+    io_uring_cq_advance(&ring, seen);
+  }
+}
+
+// --- uringcat: N tasks under one when_all ---------------------------------------------------
+
+// Runs, per iteration, N uringcat tasks on a fresh io_context; make(io, it, i) makes the i-th.
+template <class Make>
+void run_uringcat(benchmark::State& state, const scale& s, Make make) {
   totals all;
   for (auto _ : state) {
     iteration it(s.n);
     it.begin();
     uringcat::io_context io;
     it.baseline();
-    auto one = [&]() -> uringcat::task<void> {
-      uringcat::tcp_client client(io);
-      const auto deadline = clock::now() + s.timeout;
-      const std::error_code ec = co_await client.try_connect(to.ep, s.timeout);
-      it.report(deadline, ec == std::errc::timed_out);
-    };
     // when_all starts its tasks in order, each until its first suspension, so this one runs
-    // once every connect above has been issued (the last SQ batch, < 128 connects, is
+    // once every operation above has been issued (the last SQ batch, < 128 operations, is
     // submitted by the reactor's next turn, inside the wait).
     auto mark_all_pending = [&]() -> uringcat::task<void> {
       it.all_pending();
@@ -235,13 +262,30 @@ void connect_uringcat(benchmark::State& state, const target& to) {
     };
     std::vector<uringcat::task<void>> tasks;
     tasks.reserve(s.n + 1);
-    for (std::size_t i = 0; i < s.n; ++i) tasks.push_back(one());
+    for (std::size_t i = 0; i < s.n; ++i) tasks.push_back(make(io, it, i));
     tasks.push_back(mark_all_pending());
-    // No outer bound needed: every connect carries its own deadline.
+    // No outer bound needed: every operation carries its own deadline.
     io.run(uringcat::when_all(std::move(tasks)));
     all.add(it);
   }
   all.publish(state);
+}
+
+// --- connect: uringcat --------------------------------------------------------------------
+
+uringcat::task<void> connect_once(uringcat::io_context& io, iteration& it,
+                                  const uringcat::endpoint& ep, clock::duration timeout) {
+  uringcat::tcp_client client(io);
+  const auto deadline = clock::now() + timeout;
+  const std::error_code ec = co_await client.try_connect(ep, timeout);
+  it.report(deadline, ec == std::errc::timed_out);
+}
+
+void connect_uringcat(benchmark::State& state, const target& to) {
+  const scale s = scale_of(state);
+  run_uringcat(state, s, [&](uringcat::io_context& io, iteration& it, std::size_t) {
+    return connect_once(io, it, to.ep, s.timeout);
+  });
 }
 
 // --- connect: raw liburing, CONNECT + LINK_TIMEOUT ----------------------------------------
@@ -273,33 +317,19 @@ void connect_raw_liburing(benchmark::State& state, const target& to) {
         it.report(c.deadline, false);
         continue;
       }
-      if (io_uring_sq_space_left(&ring) < 2) io_uring_submit(&ring);  // never split a pair
-      io_uring_sqe* sqe = io_uring_get_sqe(&ring);
-      io_uring_prep_connect(sqe, c.fd, reinterpret_cast<const sockaddr*>(&to.addr), to.addr_len);
-      io_uring_sqe_set_data64(sqe, i + 1);
-      sqe->flags |= IOSQE_IO_LINK;
-      io_uring_sqe* t = io_uring_get_sqe(&ring);
-      io_uring_prep_link_timeout(t, &c.at, IORING_TIMEOUT_ABS);
-      io_uring_sqe_set_data64(t, 0);
+      queue_linked(ring, i + 1, c.at, [&](io_uring_sqe* sqe) {
+        io_uring_prep_connect(sqe, c.fd, reinterpret_cast<const sockaddr*>(&to.addr), to.addr_len);
+      });
     }
     io_uring_submit(&ring);
     it.all_pending();
-    const auto give_up = clock::now() + s.timeout + give_up_after;
-    while (!it.complete() && clock::now() < give_up) {
-      io_uring_cqe* cqe = nullptr;
-      __kernel_timespec wait{1, 0};
-      io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &wait, nullptr);
-      unsigned head = 0, seen = 0;
-      io_uring_for_each_cqe(&ring, head, cqe) {
-        ++seen;
-        if (cqe->user_data == 0 || cqe->user_data == LIBURING_UDATA_TIMEOUT) continue;
-        pending_connect& c = conns[cqe->user_data - 1];
-        it.report(c.deadline, cqe->res == -ECANCELED || cqe->res == -ETIME);
-        ::close(c.fd);
-        c.fd = -1;
-      }
-      io_uring_cq_advance(&ring, seen);
-    }
+    reap_until_done(ring, it, clock::now() + s.timeout + give_up_after,
+                    [&](std::size_t i, int res) {
+                      pending_connect& c = conns[i];
+                      it.report(c.deadline, res == -ECANCELED || res == -ETIME);
+                      ::close(c.fd);
+                      c.fd = -1;
+                    });
     io_uring_queue_exit(&ring);  // cancels whatever a give-up left in flight
     for (const pending_connect& c : conns) {
       if (c.fd >= 0) ::close(c.fd);
@@ -530,34 +560,21 @@ struct idle_connections {
   std::vector<int> clients, servers;
 };
 
+uringcat::task<void> recv_once(uringcat::io_context& io, iteration& it, int fd,
+                               clock::duration timeout) {
+  uringcat::tcp_client client(io, fd);
+  std::array<std::byte, 64> buffer{};
+  const auto deadline = clock::now() + timeout;
+  const auto got = co_await client.try_recv(buffer, timeout);
+  it.report(deadline, !got && got.error() == std::errc::timed_out);
+  (void)client.release();  // the connection is reused by the next iteration
+}
+
 void recv_uringcat(benchmark::State& state, const idle_connections& conns) {
   const scale s = scale_of(state);
-  totals all;
-  for (auto _ : state) {
-    iteration it(s.n);
-    it.begin();
-    uringcat::io_context io;
-    it.baseline();
-    auto one = [&](int fd) -> uringcat::task<void> {
-      uringcat::tcp_client client(io, fd);
-      std::array<std::byte, 64> buffer{};
-      const auto deadline = clock::now() + s.timeout;
-      const auto got = co_await client.try_recv(buffer, s.timeout);
-      it.report(deadline, !got && got.error() == std::errc::timed_out);
-      (void)client.release();  // the connection is reused by the next iteration
-    };
-    auto mark_all_pending = [&]() -> uringcat::task<void> {
-      it.all_pending();
-      co_return;
-    };
-    std::vector<uringcat::task<void>> tasks;
-    tasks.reserve(s.n + 1);
-    for (std::size_t i = 0; i < s.n; ++i) tasks.push_back(one(conns.clients[i]));
-    tasks.push_back(mark_all_pending());
-    io.run(uringcat::when_all(std::move(tasks)));
-    all.add(it);
-  }
-  all.publish(state);
+  run_uringcat(state, s, [&](uringcat::io_context& io, iteration& it, std::size_t i) {
+    return recv_once(io, it, conns.clients[i], s.timeout);
+  });
 }
 
 void recv_raw_liburing(benchmark::State& state, const idle_connections& conns) {
@@ -582,30 +599,15 @@ void recv_raw_liburing(benchmark::State& state, const idle_connections& conns) {
       pending_recv& r = recvs[i];
       r.deadline = clock::now() + s.timeout;
       r.at = to_kernel_timespec(r.deadline);
-      if (io_uring_sq_space_left(&ring) < 2) io_uring_submit(&ring);
-      io_uring_sqe* sqe = io_uring_get_sqe(&ring);
-      io_uring_prep_recv(sqe, conns.clients[i], r.buffer.data(), r.buffer.size(), 0);
-      io_uring_sqe_set_data64(sqe, i + 1);
-      sqe->flags |= IOSQE_IO_LINK;
-      io_uring_sqe* t = io_uring_get_sqe(&ring);
-      io_uring_prep_link_timeout(t, &r.at, IORING_TIMEOUT_ABS);
-      io_uring_sqe_set_data64(t, 0);
+      queue_linked(ring, i + 1, r.at, [&](io_uring_sqe* sqe) {
+        io_uring_prep_recv(sqe, conns.clients[i], r.buffer.data(), r.buffer.size(), 0);
+      });
     }
     io_uring_submit(&ring);
     it.all_pending();
-    const auto give_up = clock::now() + s.timeout + give_up_after;
-    while (!it.complete() && clock::now() < give_up) {
-      io_uring_cqe* cqe = nullptr;
-      __kernel_timespec wait{1, 0};
-      io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &wait, nullptr);
-      unsigned head = 0, seen = 0;
-      io_uring_for_each_cqe(&ring, head, cqe) {
-        ++seen;
-        if (cqe->user_data == 0 || cqe->user_data == LIBURING_UDATA_TIMEOUT) continue;
-        it.report(recvs[cqe->user_data - 1].deadline, cqe->res == -ECANCELED);
-      }
-      io_uring_cq_advance(&ring, seen);
-    }
+    reap_until_done(
+        ring, it, clock::now() + s.timeout + give_up_after,
+        [&](std::size_t i, int res) { it.report(recvs[i].deadline, res == -ECANCELED); });
     io_uring_queue_exit(&ring);  // before `recvs`, whose buffers a recv in flight points into
     all.add(it);
   }

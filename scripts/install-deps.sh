@@ -24,6 +24,7 @@ packages=(
   libbenchmark-dev
   libboost1.81-dev   # Boost.Asio (header-only): the alternative the benchmarks compare with
   clang-format       # STYLE.md point 14, checked by scripts/test.sh
+  valgrind           # memcheck run of the seed example in scripts/test.sh
 )
 
 all_installed() {

@@ -57,6 +57,11 @@ meson compile -C build-test-asan
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
   meson test -C build-test-asan --print-errorlogs 2>&1 | tee "$tmp/asan-test.log"
 
+step "valgrind: the seed example, both paths (memcheck, definite leaks are errors)"
+python3 tests/run_seed_example.py \
+  --wrapper "valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite" \
+  build-test-gcc/examples/seed_client
+
 step "benchmarks: smoke run (a few seconds; no timing is asserted)"
 meson test -C build-test-gcc --benchmark --print-errorlogs
 

@@ -11,8 +11,11 @@ Every wait is bounded. Traffic stays on 127.0.0.1.
 
 Usage: run_seed_example.py SEED_CLIENT          both checks (the meson test)
        run_seed_example.py --demo SEED_CLIENT   the seed flow only, its log passed through
+       run_seed_example.py --wrapper "valgrind --error-exitcode=9 -q" SEED_CLIENT
+                                                both checks, the client run under a wrapper
 """
 import argparse
+import shlex
 import socket
 import subprocess
 import sys
@@ -58,10 +61,10 @@ class EchoServer:
                     pass  # the client's problem, reported by its exit status and log
 
 
-def run_client(client, port):
+def run_client(client, port, wrapper=()):
     try:
         proc = subprocess.run(
-            [client, "127.0.0.1", str(port)],
+            [*wrapper, client, "127.0.0.1", str(port)],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -81,11 +84,13 @@ def check(name, ok, rc, log):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo", action="store_true", help="run the seed flow only")
+    parser.add_argument("--wrapper", default="", help="command prefix, e.g. valgrind")
     parser.add_argument("seed_client")
     args = parser.parse_args()
 
+    wrapper = shlex.split(args.wrapper)
     with EchoServer() as server:
-        rc, log = run_client(args.seed_client, server.port)
+        rc, log = run_client(args.seed_client, server.port, wrapper)
     if args.demo:
         sys.stderr.write(log)
         return rc
@@ -93,7 +98,7 @@ def main():
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as closed:
         closed.bind(("127.0.0.1", 0))  # bound, never listening: connect() is refused
-        rc, log = run_client(args.seed_client, closed.getsockname()[1])
+        rc, log = run_client(args.seed_client, closed.getsockname()[1], wrapper)
     ok &= check("refused port", rc == 1 and "Connection refused" in log, rc, log)
     return 0 if ok else 1
 

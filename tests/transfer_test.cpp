@@ -282,6 +282,18 @@ TEST(Transfer, OperationsOnAClosedClientReportBadDescriptor) {
   EXPECT_EQ(io.run(body()), std::errc::bad_file_descriptor);
 }
 
+TEST(Transfer, ATryResultCanBeReadThroughAConstReference) {
+  io_context io;
+  auto body = [&]() -> task<std::size_t> {
+    auto pair = co_await make_connected_pair(io);
+    co_await pair.server.send_all("abc", 1s);
+    std::array<std::byte, 8> buf{};
+    const auto n = co_await pair.client.try_recv(buf, 1s);
+    co_return n.has_value() ? *n + n.value() : 0;
+  };
+  EXPECT_EQ(io.run(body()), 6u);
+}
+
 TEST(Transfer, EmptyBuffersCompleteWithoutIo) {
   io_context io;
   auto body = [&]() -> task<bool> {

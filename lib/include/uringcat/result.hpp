@@ -26,13 +26,19 @@ class [[nodiscard]] result {
     if (ec_) throw std::system_error(ec_);
     return value_;
   }
+  const T& value() const& {
+    if (ec_) throw std::system_error(ec_);
+    return value_;
+  }
   T&& value() && {
     if (ec_) throw std::system_error(ec_);
     return std::move(value_);
   }
   T& operator*() & noexcept { return value_; }
+  const T& operator*() const& noexcept { return value_; }
   T&& operator*() && noexcept { return std::move(value_); }
   T* operator->() noexcept { return &value_; }
+  const T* operator->() const noexcept { return &value_; }
 
  private:
   T value_{};

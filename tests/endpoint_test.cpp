@@ -12,6 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace {
 
@@ -148,6 +149,21 @@ INSTANTIATE_TEST_SUITE_P(
         rejected{"ScopeIdAbove32Bits", "[fe80::1%4294967296]:80", "scope id out of range"},
         rejected{"ScopeOnIpv4", "1.2.3.4%lo:80", "invalid"}),
     [](const ::testing::TestParamInfo<rejected>& info) { return std::string(info.param.name); });
+
+// Found by tests/fuzz/endpoint_fuzz.cpp: inet_pton and if_nametoindex stop at the first NUL.
+TEST(EndpointParse, RejectsEmbeddedNul) {
+  using namespace std::string_view_literals;
+  EXPECT_THROW(uringcat::endpoint::parse("1.2.3.4\0x:80"sv), std::invalid_argument);
+  EXPECT_THROW(uringcat::endpoint::parse("[::1\0x]:80"sv), std::invalid_argument);
+  EXPECT_THROW(uringcat::endpoint::parse("[fe80::1%lo\0x]:80"sv), std::invalid_argument);
+  EXPECT_FALSE(uringcat::endpoint::from_ip("::1\0junk"sv, 80).has_value());
+}
+
+// Found by the fuzzer: the kernel resolves the alias label "lo:1" as "lo".
+TEST(EndpointParse, RejectsScopeWithAliasLabel) {
+  EXPECT_THROW(uringcat::endpoint::parse("[fe80::1%lo:1]:80"), std::invalid_argument);
+  EXPECT_FALSE(uringcat::endpoint::from_ip("fe80::1%lo:1", 80).has_value());
+}
 
 TEST(EndpointParse, EscapesNonPrintableBytesInTheMessage) {
   std::string what = parse_error(std::string("1.2.3.4:8\n0", 11));

@@ -49,11 +49,12 @@ bool looks_like_hostname(std::string_view s) noexcept {
   return has_alpha;
 }
 
-// The text as a C string for inet_pton/if_nametoindex, or false if it does not fit (then it
-// cannot be a valid address either).
+// The text as a C string for inet_pton/if_nametoindex, or false if it does not fit or holds a
+// NUL (then it cannot be a valid address either; the C function would stop at the NUL and
+// accept "1.2.3.4\0junk" as 1.2.3.4).
 template <std::size_t N>
 bool to_c_string(std::string_view s, char (&buf)[N]) noexcept {
-  if (s.size() >= N) return false;
+  if (s.size() >= N || s.find('\0') != std::string_view::npos) return false;
   std::memcpy(buf, s.data(), s.size());
   buf[s.size()] = '\0';
   return true;
@@ -94,7 +95,11 @@ const char* parse_scope(std::string_view scope, std::uint32_t& id) noexcept {
   char name[IF_NAMESIZE];
   unsigned index = 0;
   if (to_c_string(scope, name)) index = ::if_nametoindex(name);
-  if (index == 0) return "unknown network interface in IPv6 scope";
+  // The kernel looks "lo:junk" up as "lo" (everything from ':' on is an IPv4 alias label), so
+  // an index alone does not prove `scope` is a name: it must be that interface's name exactly.
+  char actual[IF_NAMESIZE];
+  if (index == 0 || ::if_indextoname(index, actual) == nullptr || scope != actual)
+    return "unknown network interface in IPv6 scope";
   id = index;
   return nullptr;
 }

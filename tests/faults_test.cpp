@@ -5,6 +5,7 @@
 // the bytes and connections add up. Loopback only; every loop is bounded in count, and a
 // watchdog ends the process if a test hangs.
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/sockios.h>
@@ -28,7 +29,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <system_error>
 #include <thread>

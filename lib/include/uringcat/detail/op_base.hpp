@@ -66,6 +66,7 @@ struct op_base {
 struct op_slot {
   op_base* target = nullptr;
   op_slot* next_free = nullptr;
+  bool detached = false;  ///< its deadline was reported; the kernel's CQE is still to come
 };
 
 }  // namespace uringcat::detail

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <utility>
 
 namespace uringcat {
 namespace {
@@ -95,6 +96,7 @@ io_context::io_context(const io_context_options& options) {
 
 io_context::~io_context() {
   cancel_everything_and_drain();
+  destroy_spawned();  // after the drain: the kernel no longer holds anything of theirs
   io_uring_queue_exit(&ring_);
 }
 
@@ -120,7 +122,7 @@ void io_context::cancel_everything_and_drain() noexcept {
   // requests was measured to take most of a second. Then cancel whatever the kernel still
   // holds and wait (bounded) until it has let go of every buffer and handed back every
   // descriptor.
-  drain_for(backstop_ + std::chrono::milliseconds(50));
+  if (detached_ > 0) drain_for(backstop_ + std::chrono::milliseconds(50), true);
   if (inflight_ == 0) return;
   if (reserve_sqes(1) == 0) {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
@@ -128,13 +130,13 @@ void io_context::cancel_everything_and_drain() noexcept {
     io_uring_sqe_set_data64(sqe, 0);
     ++inflight_;
   }
-  drain_for(std::chrono::seconds(5));
+  drain_for(std::chrono::seconds(5), false);
 }
 
-void io_context::drain_for(clock::duration limit) noexcept {
+void io_context::drain_for(clock::duration limit, bool until_detached_done) noexcept {
   // Consumes CQEs without resuming anyone: the reactor is being torn down.
   const auto give_up = clock::now() + limit;
-  while (inflight_ > 0 && clock::now() < give_up) {
+  while (inflight_ > 0 && !(until_detached_done && detached_ == 0) && clock::now() < give_up) {
     __kernel_timespec ts = to_timespec(
         std::min<clock::duration>(give_up - clock::now(), std::chrono::milliseconds(100)));
     io_uring_cqe* cqe = nullptr;
@@ -180,7 +182,12 @@ void io_context::drive(std::coroutine_handle<> root) {
   }
   try {
     root.resume();
-    while (!root.done()) turn();
+    for (;;) {
+      start_spawned();
+      if (spawn_error_) std::rethrow_exception(std::exchange(spawn_error_, nullptr));
+      if (root.done()) break;
+      turn();
+    }
   } catch (...) {
     // The ring failed under us. The task's frames are about to be destroyed with it: make
     // sure the kernel no longer holds their buffers first.
@@ -191,6 +198,7 @@ void io_context::drive(std::coroutine_handle<> root) {
 
 void io_context::turn() {
   start_waiting_ops();
+  if (!to_start_.empty()) return;  // a completion spawned a task: start it first
   if (inflight_ == 0 && heap_.empty() && !wait_head_ && io_uring_sq_ready(&ring_) == 0) {
     // Nothing can ever resume the task: it awaits something that is not an operation of
     // this io_context. Say so instead of sleeping forever.
@@ -284,6 +292,8 @@ void io_context::detach(detail::op_base& op) noexcept {
   // 320-470 ms of CPU against 25-30 ms for the linked timeouts, and the reactor, busy
   // cancelling, reported later deadlines milliseconds late.
   op.slot->target = nullptr;
+  op.slot->detached = true;
+  ++detached_;
   op.slot = nullptr;
 }
 
@@ -484,9 +494,85 @@ detail::op_slot* io_context::slot_acquire() {
 }
 
 void io_context::slot_release(detail::op_slot* s) noexcept {
+  if (s->detached) --detached_;
+  s->detached = false;
   s->target = nullptr;
   s->next_free = free_slots_;
   free_slots_ = s;
+}
+
+// ---------------------------------------------------------------------------------------
+// Spawned tasks
+// ---------------------------------------------------------------------------------------
+
+struct io_context::spawn_promise {
+  spawn_promise(io_context& owner, task<void>&) noexcept : io(&owner) {}
+  ~spawn_promise() { io->unlink_spawned(this); }
+
+  spawn_owner get_return_object() noexcept;
+  std::suspend_always initial_suspend() const noexcept { return {}; }
+  // Ends by freeing its own frame (and the task it owns); the destructor unlinks it.
+  std::suspend_never final_suspend() const noexcept { return {}; }
+  void return_void() const noexcept {}
+  void unhandled_exception() noexcept {
+    if (!io->spawn_error_) io->spawn_error_ = std::current_exception();
+  }
+
+  io_context* io;
+  spawn_promise* prev = nullptr;
+  spawn_promise* next = nullptr;
+};
+
+struct io_context::spawn_owner {
+  using promise_type = spawn_promise;
+  std::coroutine_handle<spawn_promise> handle;
+};
+
+io_context::spawn_owner io_context::spawn_promise::get_return_object() noexcept {
+  return {std::coroutine_handle<spawn_promise>::from_promise(*this)};
+}
+
+io_context::spawn_owner io_context::own(io_context&, task<void> t) {
+  co_await std::move(t);
+}
+
+void io_context::spawn(task<void> t) {
+  if (!t.valid()) throw std::invalid_argument("uringcat::io_context::spawn: empty task");
+  if (owner_ != std::thread::id{} && owner_ != std::this_thread::get_id())
+    throw std::logic_error(
+        "uringcat::io_context::spawn: called from a thread that does not run it");
+  to_start_.reserve(to_start_.size() + 1);  // the only step that may throw, done first
+  const auto h = own(*this, std::move(t)).handle;
+  spawn_promise& p = h.promise();
+  p.next = spawned_head_;
+  if (spawned_head_) spawned_head_->prev = &p;
+  spawned_head_ = &p;
+  ++spawned_count_;
+  to_start_.push_back(h);
+}
+
+void io_context::start_spawned() {
+  while (!to_start_.empty()) {
+    std::vector<std::coroutine_handle<>> batch;
+    batch.swap(to_start_);
+    for (auto h : batch) h.resume();  // runs until its first suspension (or its end)
+  }
+}
+
+void io_context::unlink_spawned(spawn_promise* p) noexcept {
+  if (p->prev)
+    p->prev->next = p->next;
+  else
+    spawned_head_ = p->next;
+  if (p->next) p->next->prev = p->prev;
+  p->prev = p->next = nullptr;
+  --spawned_count_;
+}
+
+void io_context::destroy_spawned() noexcept {
+  to_start_.clear();
+  while (spawned_head_)
+    std::coroutine_handle<spawn_promise>::from_promise(*spawned_head_).destroy();
 }
 
 }  // namespace uringcat

@@ -52,6 +52,7 @@
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <stdexcept>
 #include <system_error>
@@ -106,6 +107,17 @@ class io_context {
     return std::move(t).result();
   }
 
+  /// Runs `t` concurrently with the task run() drives, like Asio's co_spawn(detached): the
+  /// io_context owns it until it ends. It starts at the reactor's next loop turn (inside a
+  /// run(), on its thread), never inside spawn() itself. A spawned task still pending when
+  /// run()'s own task ends keeps its operations in flight and continues at the next run();
+  /// one pending when the io_context is destroyed is destroyed after every operation has been
+  /// cancelled and drained. An exception that escapes a spawned task ends the current run():
+  /// every operation is cancelled and run() rethrows it, so catch what you mean to survive.
+  void spawn(task<void> t);
+  /// Spawned tasks that have not ended yet.
+  std::size_t spawned() const noexcept { return spawned_count_; }
+
   /// The IORING_SETUP_* flags the ring was created with (after falling back).
   unsigned setup_flags() const noexcept { return setup_flags_; }
   /// The IORING_FEAT_* flags the kernel reported.
@@ -133,7 +145,7 @@ class io_context {
   void expire_deadlines();
   void cancel_everything_and_drain() noexcept;
   void detach(detail::op_base& op) noexcept;
-  void drain_for(clock::duration limit) noexcept;
+  void drain_for(clock::duration limit, bool until_detached_done) noexcept;
 
   // Deadline heap (detachable operations only), min-heap on op->when.
   void heap_push(detail::op_base* op);
@@ -160,8 +172,22 @@ class io_context {
   bool ring_enabled_ = false;
   std::size_t cq_capacity_ = 0;
   std::size_t inflight_ = 0;
+  std::size_t detached_ = 0;  ///< slots whose op was reported, awaiting the kernel's CQE
   std::chrono::nanoseconds backstop_{};
   std::thread::id owner_{};
+
+  // Spawned tasks: a small coroutine per task that owns it (its promise is a node of an
+  // intrusive list, so teardown can destroy the ones still pending).
+  struct spawn_promise;
+  struct spawn_owner;
+  static spawn_owner own(io_context& io, task<void> t);
+  void start_spawned();
+  void unlink_spawned(spawn_promise* p) noexcept;
+  void destroy_spawned() noexcept;
+  std::vector<std::coroutine_handle<>> to_start_;
+  spawn_promise* spawned_head_ = nullptr;
+  std::size_t spawned_count_ = 0;
+  std::exception_ptr spawn_error_;
 
   std::vector<completion> completions_;
   std::vector<detail::op_base*> heap_;

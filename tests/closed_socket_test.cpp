@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -136,6 +137,101 @@ TEST(ClosedSocket, TearingDownAnUntimedAcceptThatFellBackToPollingClosesNoUnrela
   ::close(saved_stdout);
   EXPECT_TRUE(stdout_open) << "teardown closed descriptor 1: the poll mask was taken for an "
                               "accepted descriptor";
+}
+
+// Review 3: an untimed recv queued (its SQE holding the descriptor number) but not yet
+// submitted when another coroutine of the same turn closes the client and the number is
+// reused; closing hands the queued SQE to the kernel first, while the number is still A's.
+TEST(ClosedSocket, AnUntimedRecvQueuedBeforeACloseNeverReadsTheConnectionThatReusedItsNumber) {
+  io_context io;
+  std::string a_got = "none";
+  std::string b_got = "none";
+  auto body = [&]() -> task<void> {
+    auto a = co_await make_connected_pair(io);
+    auto b = co_await make_connected_pair(io);
+    const int n = a.client.native_handle();
+    std::array<std::byte, 64> buf{};
+    auto reader = [&]() -> task<void> {
+      auto r = co_await a.client.try_recv(buf);  // untimed: IORING_OP_RECV, queued this turn
+      a_got = r ? text_of(std::span(buf).first(*r)) : "error: " + r.error().message();
+    };
+    auto other = [&]() -> task<void> {
+      a.client.close_now();
+      EXPECT_EQ(::dup2(b.client.native_handle(), n), n);  // number n now names connection B
+      co_await b.server.send_all("for-b", 1s);
+      std::array<std::byte, 64> bb{};
+      auto r = co_await b.client.try_recv(bb, 1s);
+      b_got = r ? text_of(std::span(bb).first(*r)) : "error: " + r.error().message();
+      ::close(n);
+    };
+    co_await uringcat::when_all(reader(), other());
+  };
+  io.run(body());
+  EXPECT_EQ(a_got, "error: Operation canceled");
+  EXPECT_EQ(b_got, "for-b") << "connection B lost the bytes its peer sent";
+}
+
+// Review 3: closing a client ends the operations waiting to receive on it (untimed: it
+// hung forever; timed: it waited for its deadline), like Asio's close().
+TEST(ClosedSocket, ClosingAClientEndsItsPendingReceivesWithOperationCanceled) {
+  io_context io;
+  auto body = [&]() -> task<bool> {
+    auto a = co_await make_connected_pair(io);
+    std::array<std::byte, 16> b1{};
+    std::array<std::byte, 16> b2{};
+    std::error_code untimed;
+    std::error_code timed;
+    auto r1 = [&]() -> task<void> { untimed = (co_await a.client.try_recv(b1)).error(); };
+    auto r2 = [&]() -> task<void> { timed = (co_await a.client.try_recv_exact(b2, 10s)).error; };
+    auto closer = [&]() -> task<void> {
+      std::array<std::byte, 1> z{};
+      (void)co_await a.server.try_recv(z, 50ms);  // a turn later: both receives are waiting
+      a.client.close_now();
+    };
+    const auto start = std::chrono::steady_clock::now();
+    co_await uringcat::when_all(r1(), r2(), closer());
+    EXPECT_EQ(untimed, std::errc::operation_canceled);
+    EXPECT_EQ(timed, std::errc::operation_canceled);
+    co_return std::chrono::steady_clock::now() - start < 5s;  // not at the 10 s deadline
+  };
+  EXPECT_TRUE(io.run(body()));
+}
+
+TEST(ClosedSocket, ClosingAListenerEndsItsPendingAcceptsWithOperationCanceled) {
+  io_context io;
+  tcp_listener listener(io, endpoint::loopback_v4(0));
+  auto body = [&]() -> task<void> {
+    std::error_code untimed;
+    std::error_code timed;
+    auto a1 = [&]() -> task<void> { untimed = (co_await listener.try_accept()).error(); };
+    auto a2 = [&]() -> task<void> { timed = (co_await listener.try_accept(10s)).error(); };
+    auto closer = [&]() -> task<void> {
+      auto pair = co_await make_connected_pair(io);  // a few turns: both accepts wait
+      listener.close();
+    };
+    co_await uringcat::when_all(a1(), a2(), closer());
+    EXPECT_EQ(untimed, std::errc::operation_canceled);
+    EXPECT_EQ(timed, std::errc::operation_canceled);
+  };
+  io.run(body());
+}
+
+// Review 3: the SQE length field is 32 bits; a 4 GiB buffer read as a zero-length recv,
+// which returned 0 ("the peer closed") while the peer was open.
+TEST(ClosedSocket, ABufferOfFourGibibytesOrMoreIsReadInBoundedSteps) {
+  const std::size_t size = (std::size_t{1} << 32) + 16;
+  void* mem = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (mem == MAP_FAILED) GTEST_SKIP() << "cannot reserve 4 GiB of address space";
+  io_context io;
+  auto body = [&]() -> task<std::size_t> {
+    auto pair = co_await make_connected_pair(io);
+    co_await pair.server.send_all("hello", 1s);
+    const std::span<std::byte> huge(static_cast<std::byte*>(mem), size);  // pages untouched
+    co_return co_await pair.client.recv(huge);
+  };
+  EXPECT_EQ(io.run(body()), 5u);
+  ::munmap(mem, size);
 }
 
 }  // namespace

@@ -205,6 +205,16 @@ TEST(Connect, HostNameDeadlineCoversEveryAttempt) {
   EXPECT_LT(elapsed, 1150.0);
 }
 
+TEST(Connect, AnExpiredDeadlineByNameIsTimedOutWithoutALookup) {
+  // Review 3: the name was still resolved (here it would fail) before reporting the deadline.
+  io_context io;
+  auto body = [&]() -> task<std::error_code> {
+    tcp_client client(io);
+    co_return co_await client.try_connect("no-such-host.invalid", 80, 0s);
+  };
+  EXPECT_EQ(io.run(body()), std::errc::timed_out);
+}
+
 TEST(Connect, UnknownHostIsAResolutionErrorNotATimeout) {
   io_context io;
   auto body = [&]() -> task<std::error_code> {

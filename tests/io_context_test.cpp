@@ -144,4 +144,37 @@ TEST(IoContext, ATaskSuspendedWithNothingInFlightIsAnErrorNotAHang) {
   EXPECT_EQ(io.run(seven()), 7);  // and the io_context is still usable
 }
 
+TEST(IoContext, RunFromInsideATaskItRunsIsRefused) {
+  // Review 3: the inner loop would reuse the outer loop's completion buffer mid-iteration.
+  io_context io;
+  auto body = [&]() -> task<bool> {
+    try {
+      (void)io.run(seven());
+    } catch (const std::logic_error&) {
+      co_return true;
+    }
+    co_return false;
+  };
+  EXPECT_TRUE(io.run(body()));
+}
+
+TEST(IoContext, RunRefusesATaskThatHasAlreadyEnded) {
+  io_context io;
+  auto t = seven();
+  auto outer = [&]() -> task<int> { co_return co_await t; };  // runs `t` to its end
+  EXPECT_EQ(io.run(outer()), 7);
+  EXPECT_THROW((void)io.run(std::move(t)), std::invalid_argument);
+}
+
+TEST(IoContext, InvalidRingSizesAreAnArgumentErrorNotUnavailability) {
+  io_context_options bad;
+  bad.sq_entries = 256;
+  bad.cq_entries = 16;  // smaller than the SQ
+  EXPECT_THROW(io_context{bad}, std::invalid_argument);
+  io_context_options huge;
+  huge.cq_entries = 1'000'000;  // clamped to the kernel's maximum
+  io_context io(huge);
+  EXPECT_EQ(io.run(seven()), 7);
+}
+
 }  // namespace

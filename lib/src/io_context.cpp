@@ -58,12 +58,24 @@ __kernel_timespec to_timespec(clock::duration d) noexcept {
 // Setup and teardown
 // ---------------------------------------------------------------------------------------
 
+namespace {
+thread_local io_context* running_here = nullptr;  // the io_context whose run() is on this thread
+}  // namespace
+
+void io_context::flush_current() noexcept {
+  if (io_context* io = running_here; io && io_uring_sq_ready(&io->ring_) > 0)
+    (void)io_uring_submit(&io->ring_);
+}
+
 io_context::io_context(const io_context_options& options) {
+  if (options.sq_entries == 0 || options.cq_entries < options.sq_entries)
+    throw std::invalid_argument(
+        "uringcat::io_context: sq_entries must be positive and cq_entries at least sq_entries");
   // Flag sets from best to most compatible. DEFER_TASKRUN keeps the kernel's completion work
   // (cancellations of expired linked timeouts above all) inside our own io_uring_enter calls,
   // in bounded batches, instead of interrupting us with it. R_DISABLED lets the thread that
   // first calls run() become the single issuer, not the thread that constructed us.
-  constexpr unsigned base = IORING_SETUP_CQSIZE;
+  constexpr unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
   const unsigned attempts[] = {
       base | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
           IORING_SETUP_R_DISABLED,
@@ -173,6 +185,20 @@ void io_context::drive(std::coroutine_handle<> root) {
   if (owner_ != std::this_thread::get_id())
     throw std::logic_error(
         "uringcat::io_context::run: called from a thread other than the one that first ran it");
+  if (running_)
+    throw std::logic_error("uringcat::io_context::run: called from inside a task it runs");
+  running_ = true;
+  io_context* const outer = std::exchange(running_here, this);
+  struct leave {
+    io_context& io;
+    io_context* outer;
+    ~leave() {
+      // Whatever the last turn queued goes to the kernel now, not at some later run().
+      if (io.ring_enabled_ && io_uring_sq_ready(&io.ring_) > 0) (void)io_uring_submit(&io.ring_);
+      running_here = outer;
+      io.running_ = false;
+    }
+  } guard{*this, outer};
   if (!ring_enabled_) {
     // liburing 2.3 has no io_uring_enable_rings(): register the opcode directly.
     if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr,

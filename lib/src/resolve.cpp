@@ -19,8 +19,8 @@ struct addrinfo_deleter {
 };
 using addrinfo_ptr = std::unique_ptr<addrinfo, addrinfo_deleter>;
 
-// getaddrinfo's codes are negative on glibc and positive on some other libcs; the category
-// stores the positive value and gai_strerror() is given the original sign back.
+// getaddrinfo's codes are negative on glibc (the libc this library targets); the category
+// stores the positive value and its message() hands gai_strerror() the negative one.
 std::error_code resolve_error(int eai) noexcept {
   return {eai < 0 ? -eai : eai, resolve_category()};
 }

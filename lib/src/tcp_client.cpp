@@ -31,7 +31,17 @@ tcp_client::~tcp_client() {
 }
 
 void tcp_client::close_now() noexcept {
-  if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+  if (fd_ < 0) return;
+  const int fd = std::exchange(fd_, -1);  // operations waiting on it see -1 when they wake
+  // An operation queued in this turn must reach the kernel while the number is still ours.
+  io_context::flush_current();
+  // Operations in flight hold the socket open in the kernel: shutting down its receive side
+  // wakes the ones waiting to receive, which then end with operation_canceled instead of
+  // waiting for data or their deadline (as Asio's close() ends pending operations). Only
+  // the receive side: that sends nothing, so close()'s own behaviour (FIN, or RST under
+  // SO_LINGER {1, 0}) is unchanged.
+  ::shutdown(fd, SHUT_RD);
+  ::close(fd);
 }
 
 int tcp_client::release() noexcept {
@@ -42,6 +52,7 @@ task<std::error_code> tcp_client::try_connect(std::string host, std::uint16_t po
                                               resolve_options options) {
   // The task is lazy: this line runs when the connect is awaited, so the deadline starts then.
   const deadline until = t.from_now();
+  if (until.expired()) co_return std::make_error_code(std::errc::timed_out);  // no lookup
   std::error_code ec;
   const std::vector<endpoint> candidates = resolve(host, port, options, ec);
   if (ec) co_return ec;

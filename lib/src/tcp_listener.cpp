@@ -57,7 +57,11 @@ tcp_listener::~tcp_listener() {
 }
 
 void tcp_listener::close() noexcept {
-  if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+  if (fd_ < 0) return;
+  const int fd = std::exchange(fd_, -1);
+  io_context::flush_current();  // see tcp_client::close_now
+  ::shutdown(fd, SHUT_RD);      // wakes a pending accept, which ends with operation_canceled
+  ::close(fd);
 }
 
 }  // namespace uringcat

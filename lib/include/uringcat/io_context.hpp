@@ -71,6 +71,7 @@ struct io_context_options {
   unsigned sq_entries = 256;
   /// Completion queue entries: the bound on CQEs in flight. A timed operation needs two.
   unsigned cq_entries = 32768;
+  /// (Both sizes are clamped to the kernel's limits; cq_entries must be at least sq_entries.)
   /// Try IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN first (Linux 6.1+), then
   /// COOP_TASKRUN | TASKRUN_FLAG (5.19+), then no flags. Set false to skip DEFER_TASKRUN.
   bool defer_taskrun = true;
@@ -83,9 +84,11 @@ struct io_context_options {
 
 /// The reactor: owns one io_uring and resumes coroutines whose operations completed.
 ///
-/// Single-threaded: the first thread that calls run() owns the ring (it need not be the
-/// thread that created the io_context); run() from any other thread throws
-/// std::logic_error. All operations on it must be started by coroutines that run() drives.
+/// Single-threaded, not thread-safe: the first thread that calls run() owns the ring (it
+/// need not be the thread that created the io_context); run() from any other thread, or
+/// from inside a task it runs, throws std::logic_error. All operations on it must be started
+/// by coroutines that run() drives, and it must be destroyed on the thread that ran it (on
+/// another, the kernel refuses the final cancel-and-drain).
 /// Destroying an io_context with operations in flight cancels them, waits (bounded) for the kernel
 /// to finish with their memory, and closes descriptors that completions carried.
 class io_context {
@@ -103,6 +106,7 @@ class io_context {
   template <class T>
   T run(task<T> t) {
     if (!t.valid()) throw std::invalid_argument("uringcat::io_context::run: empty task");
+    if (t.done()) throw std::invalid_argument("uringcat::io_context::run: the task has ended");
     drive(t.handle());
     return std::move(t).result();
   }
@@ -134,6 +138,10 @@ class io_context {
   int start(detail::op_base& op) noexcept;
   /// Withdraws `op` from every reactor structure; for an awaiter destroyed before its CQE.
   void forget(detail::op_base& op) noexcept;
+  /// Hands the kernel the SQEs queued so far by the io_context running on this thread, if
+  /// any: called before a descriptor is closed, so that an operation queued on it cannot
+  /// reach the kernel after its number was reused by another socket.
+  static void flush_current() noexcept;
 
  private:
   void drive(std::coroutine_handle<> root);
@@ -175,6 +183,7 @@ class io_context {
   std::size_t detached_ = 0;  ///< slots whose op was reported, awaiting the kernel's CQE
   std::chrono::nanoseconds backstop_{};
   std::thread::id owner_{};
+  bool running_ = false;
 
   // Spawned tasks: a small coroutine per task that owns it (its promise is a node of an
   // intrusive list, so teardown can destroy the ones still pending).

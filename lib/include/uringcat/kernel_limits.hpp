@@ -1,8 +1,9 @@
 // The kernel's own limit on how long a TCP connect() may take, modelled from its sysctls.
 //
 // A connect timeout longer than this limit is never reached: the kernel gives up first with
-// ETIMEDOUT. tcp_client uses max_connect_timeout() to say so, and tests use the model to
-// predict when a connect to a black hole ends.
+// ETIMEDOUT (which tcp_client reports as timed_out too). Callers use max_connect_timeout()
+// to say so, as the seed example does, and tests use the model to predict when a connect to
+// a black hole ends.
 //
 // What the kernel does (net/ipv4/tcp_timer.c, Linux 6.5 and later; checked against 6.18):
 //

@@ -137,9 +137,14 @@ class tcp_client {
                                                         timeout t = no_timeout) noexcept {
     return {*io_, fd_, how, t};
   }
-  /// Closes the socket through the ring; the client is closed at once (is_open() is false).
+  /// Closes the socket through the ring; the client is closed at once (is_open() is false)
+  /// and, as with close_now(), operations waiting to receive on it end with
+  /// operation_canceled.
   [[nodiscard]] detail::close_op<true> close() noexcept { return {*io_, fd_}; }
-  /// Closes the socket synchronously (close(2) of a socket does not block without SO_LINGER).
+  /// Closes the socket now (close(2) of a socket does not block without SO_LINGER). Its
+  /// receive side is shut down first, so an operation waiting to receive ends at once with
+  /// operation_canceled, as Asio's close() ends pending operations with operation_aborted; a
+  /// send waiting for buffer space ends when it would have continued, or at its deadline.
   void close_now() noexcept;
 
   // --- state -------------------------------------------------------------------------------

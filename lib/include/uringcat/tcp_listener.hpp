@@ -66,6 +66,10 @@ class accept_op final : public operation<accept_op<Throws>> {
                            SOCK_CLOEXEC);
   }
   bool on_result(int res) noexcept {
+    if (res < 0 && *fd_ < 0) {  // the listener was closed (and shut down) under us
+      aborted_ = true;
+      return false;
+    }
     if (!polling_) {
       if (res >= 0) {
         accepted_fd_ = res;
@@ -158,6 +162,7 @@ class tcp_listener {
   const endpoint& local_endpoint() const noexcept { return local_; }
   int native_handle() const noexcept { return fd_; }
   bool is_open() const noexcept { return fd_ >= 0; }
+  /// Stops listening and closes the socket; a pending accept ends with operation_canceled.
   void close() noexcept;
 
  private:

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <span>
@@ -127,8 +128,9 @@ class transfer_op final : public operation<transfer_op<Throws, Send, All>> {
 
  public:
   /// `fd` is the owner's descriptor field, read again at every step: if the owner closes
-  /// the socket while a timed step waits, the step ends with operation_canceled instead of
-  /// moving bytes on whatever socket reuses the number.
+  /// the socket while a step waits, the step ends with operation_canceled instead of moving
+  /// bytes on whatever socket reuses the number (at once for a receive, which closing wakes;
+  /// a send waiting for buffer space ends when it would have continued, or at its deadline).
   transfer_op(io_context& io, const int& fd, byte_span bytes, timeout t) noexcept
       : base(io, t), fd_(&fd), bytes_(bytes) {}
   transfer_op(io_context&, int&&, byte_span, timeout) = delete;  // must outlive the op
@@ -148,13 +150,17 @@ class transfer_op final : public operation<transfer_op<Throws, Send, All>> {
     if (this->detachable)
       io_uring_prep_poll_add(sqe, *fd_, Send ? POLLOUT : POLLIN);
     else if constexpr (Send)
-      io_uring_prep_send(sqe, *fd_, bytes_.data() + done_, bytes_.size() - done_, MSG_NOSIGNAL);
+      io_uring_prep_send(sqe, *fd_, bytes_.data() + done_, step(), MSG_NOSIGNAL);
     else
-      io_uring_prep_recv(sqe, *fd_, bytes_.data() + done_, bytes_.size() - done_, 0);
+      io_uring_prep_recv(sqe, *fd_, bytes_.data() + done_, step(), 0);
   }
 
   /// Returns true when the operation continues (resubmitted), false when it has its result.
   bool on_result(int res) noexcept {
+    if (!this->detachable && res <= 0 && *fd_ < 0) {  // the owner closed the socket under us
+      aborted_ = true;
+      return false;
+    }
     if (res < 0) return false;
     if (this->detachable) {  // readiness: move what can be moved without blocking
       if (!pump()) return false;
@@ -187,6 +193,13 @@ class transfer_op final : public operation<transfer_op<Throws, Send, All>> {
   }
 
  private:
+  // One step's length: the SQE's length field is 32 bits, and the kernel moves at most
+  // MAX_RW_COUNT (INT_MAX rounded down to a page) per call anyway.
+  unsigned step() const noexcept {
+    constexpr std::size_t max_step = 0x7ffff000;
+    return static_cast<unsigned>(std::min(bytes_.size() - done_, max_step));
+  }
+
   // Counts `n` bytes moved (n >= 0). Returns true when more must move.
   bool account(int n) noexcept {
     if (n == 0 && !Send && !bytes_.empty()) {
@@ -246,14 +259,16 @@ class shutdown_op final : public operation<shutdown_op<Throws>> {
   using base = operation<shutdown_op<Throws>>;
 
  public:
-  shutdown_op(io_context& io, int fd, int how, timeout t) noexcept
-      : base(io, t), fd_(fd), how_(how) {}
+  /// `fd` is the owner's descriptor field, read when the SQE is prepared (see transfer_op).
+  shutdown_op(io_context& io, const int& fd, int how, timeout t) noexcept
+      : base(io, t), fd_(&fd), how_(how) {}
+  shutdown_op(io_context&, int&&, int, timeout) = delete;  // must outlive the op
 
   bool ready_without_io() noexcept {
-    if (fd_ < 0) this->res_ = -EBADF;
-    return fd_ < 0;
+    if (*fd_ < 0) this->res_ = -EBADF;
+    return *fd_ < 0;
   }
-  void prep(io_uring_sqe* sqe) noexcept { io_uring_prep_shutdown(sqe, fd_, how_); }
+  void prep(io_uring_sqe* sqe) noexcept { io_uring_prep_shutdown(sqe, *fd_, how_); }
 
   auto await_resume() {
     const std::error_code ec = this->error();
@@ -265,7 +280,7 @@ class shutdown_op final : public operation<shutdown_op<Throws>> {
   }
 
  private:
-  int fd_;
+  const int* fd_;
   int how_;
 };
 
@@ -282,7 +297,11 @@ class close_op final : public operation<close_op<Throws>> {
     if (fd_ >= 0 && !started_) ::close(fd_);
   }
 
-  bool ready_without_io() noexcept { return fd_ < 0; }
+  bool ready_without_io() noexcept {
+    // As tcp_client::close_now: operations waiting to receive on the socket end now.
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_RD);
+    return fd_ < 0;
+  }
   void prep(io_uring_sqe* sqe) noexcept {
     started_ = true;
     io_uring_prep_close(sqe, fd_);

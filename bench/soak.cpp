@@ -223,18 +223,8 @@ bool client_rounds(int ctl, endpoint server, const options& o, totals& t) {
     // Every server operation has a deadline of op_timeout; the acceptor may wait one more.
     if (!recv_msg(ctl, &srv, sizeof srv, 4 * p.op_timeout + 60s)) return false;
 
-    std::size_t completed = 0, received = 0, corrupted = 0, bad_checksums = 0;
-    std::vector<double> connect_ms, total_ms;
-    const client_stats* failure = nullptr;
-    for (const client_stats& s : stats) {
-      completed += s.completed;
-      received += s.received;
-      corrupted += s.corrupted;
-      bad_checksums += s.received == p.bytes_per_connection && !s.checksum_ok;
-      connect_ms.push_back(s.connect_ms);
-      if (s.completed) total_ms.push_back(s.total_ms);
-      if (!s.completed && !failure) failure = &s;
-    }
+    const auto [completed, received, corrupted, bad_checksums, connect_ms, total_ms, failure] =
+        tally(stats, p);
     for (double ms : connect_ms) t.connect_ms.add(ms);
     for (double ms : total_ms) t.total_ms.add(ms);
     const std::size_t expected = p.connections * p.bytes_per_connection;

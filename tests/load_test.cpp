@@ -106,18 +106,8 @@ TEST(Load, TwoThousandConcurrentConnectionsEchoEveryByte) {
     }
   }
 
-  std::size_t completed = 0, received = 0, corrupted = 0, bad_checksums = 0;
-  std::vector<double> connect_ms, total_ms;
-  const client_stats* first_failure = nullptr;
-  for (const client_stats& s : stats) {
-    completed += s.completed;
-    received += s.received;
-    corrupted += s.corrupted;
-    bad_checksums += s.received == p.bytes_per_connection && !s.checksum_ok;
-    connect_ms.push_back(s.connect_ms);
-    if (s.completed) total_ms.push_back(s.total_ms);
-    if (!s.completed && !first_failure) first_failure = &s;
-  }
+  const auto [completed, received, corrupted, bad_checksums, connect_ms, total_ms, first_failure] =
+      tally(stats, p);
   const std::size_t expected = p.connections * p.bytes_per_connection;
   const double rss_per_conn = static_cast<double>(rss_peak_kib - rss_base_kib) * 1024.0 /
                               static_cast<double>(p.connections);

@@ -139,6 +139,27 @@ struct client_stats {
   double total_ms = 0;    // from the start of connect to the verified end of stream
 };
 
+/// One round's client results, added up.
+struct round_tally {
+  std::size_t completed = 0, received = 0, corrupted = 0, bad_checksums = 0;
+  std::vector<double> connect_ms, total_ms;  // total_ms of completed connections only
+  const client_stats* first_failure = nullptr;
+};
+
+inline round_tally tally(const std::vector<client_stats>& stats, const load_params& p) {
+  round_tally t;
+  for (const client_stats& s : stats) {
+    t.completed += s.completed;
+    t.received += s.received;
+    t.corrupted += s.corrupted;
+    t.bad_checksums += s.received == p.bytes_per_connection && !s.checksum_ok;
+    t.connect_ms.push_back(s.connect_ms);
+    if (s.completed) t.total_ms.push_back(s.total_ms);
+    if (!s.completed && !t.first_failure) t.first_failure = &s;
+  }
+  return t;
+}
+
 inline task<void> run_client(io_context& io, endpoint server, std::span<const std::byte> payload,
                              const load_params& p, gate& g, client_stats& s) {
   const auto t0 = steady::now();

@@ -7,6 +7,7 @@
 #include "uringcat/kernel_limits.hpp"
 #include "uringcat/resolve.hpp"
 #include "uringcat/result.hpp"
+#include "uringcat/stream_descriptor.hpp"
 #include "uringcat/task.hpp"
 #include "uringcat/tcp_client.hpp"
 #include "uringcat/tcp_listener.hpp"

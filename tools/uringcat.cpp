@@ -1,0 +1,689 @@
+// uringcat: a netcat on io_uring, built on the uringcat library. tools/uringcat.1 is the
+// manual; tools/cli.hpp parses the command line. Everything runs on one ring and one thread:
+// each direction of a connection is a coroutine (stdin -> socket, socket -> stdout), and the
+// process waits for whichever ends the session first.
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+#include "uringcat/uringcat.hpp"
+
+namespace {
+
+using namespace uringcat;
+using namespace std::chrono_literals;
+namespace cli = uringcat::cli;
+
+constexpr std::size_t buffer_size = 256 * 1024;  // per direction; see bench/README.md
+
+double seconds(clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+double millis(clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
+// --- messages ------------------------------------------------------------------------------
+
+// stderr only: stdout carries data. Errors are one line "uringcat: ..."; -v log lines are
+// "[uringcat (pid)] ...", as the seed client logs.
+class logger {
+ public:
+  logger(int verbosity, bool quiet) : verbosity_(quiet ? 0 : verbosity), quiet_(quiet) {}
+
+  bool verbose() const noexcept { return verbosity_ >= 1; }
+  bool debugging() const noexcept { return verbosity_ >= 2; }
+
+  [[gnu::format(printf, 2, 3)]] void info(const char* fmt, ...) const {
+    if (!verbose()) return;
+    va_list args;
+    va_start(args, fmt);
+    line("[uringcat (%d)] ", fmt, args);
+    va_end(args);
+  }
+  [[gnu::format(printf, 2, 3)]] void debug(const char* fmt, ...) const {
+    if (!debugging()) return;
+    va_list args;
+    va_start(args, fmt);
+    line("[uringcat (%d)] ", fmt, args);
+    va_end(args);
+  }
+  [[gnu::format(printf, 2, 3)]] void error(const char* fmt, ...) const {
+    if (quiet_) return;
+    va_list args;
+    va_start(args, fmt);
+    line("uringcat: ", fmt, args);
+    va_end(args);
+  }
+
+ private:
+  static void line(const char* prefix, const char* fmt, va_list args) {
+    char text[1024];
+    int n = std::snprintf(text, sizeof text, prefix, static_cast<int>(::getpid()));
+    if (n < 0) n = 0;
+    const int m = std::vsnprintf(text + n, sizeof text - static_cast<std::size_t>(n), fmt, args);
+    std::size_t len = static_cast<std::size_t>(n) + (m < 0 ? 0 : static_cast<std::size_t>(m));
+    len = std::min(len, sizeof text - 2);
+    text[len++] = '\n';
+    // One write(2) per line, so lines from concurrent connections never interleave.
+    (void)!::write(STDERR_FILENO, text, len);
+  }
+
+  int verbosity_;
+  bool quiet_;
+};
+
+std::string describe(std::error_code ec) {
+  if (ec == std::errc::connection_refused) return "refused";
+  if (ec == std::errc::timed_out) return "timed out";
+  return ec.message();
+}
+
+int status_for_connect(std::error_code ec) {
+  if (ec == std::errc::timed_out) return cli::exit_timed_out;
+  if (ec == std::errc::connection_refused || ec == std::errc::network_unreachable ||
+      ec == std::errc::host_unreachable)
+    return cli::exit_refused;
+  return cli::exit_error;
+}
+
+std::string host_port(std::string_view host, std::uint16_t port) {
+  if (host.find(':') != std::string_view::npos && host.front() != '[')
+    return "[" + std::string(host) + "]:" + std::to_string(port);
+  return std::string(host) + ":" + std::to_string(port);
+}
+
+// --- single-waiter event and async mutex: the tool's only synchronisation ---------------------
+
+// Set once; resumes the one coroutine waiting for it.
+class outcome {
+ public:
+  void set(int status) {
+    if (status_) return;
+    status_ = status;
+    if (waiter_) std::exchange(waiter_, {}).resume();
+  }
+  bool is_set() const noexcept { return status_.has_value(); }
+  auto wait() noexcept {
+    struct awaiter {
+      outcome& o;
+      bool await_ready() const noexcept { return o.status_.has_value(); }
+      void await_suspend(std::coroutine_handle<> h) noexcept { o.waiter_ = h; }
+      int await_resume() const noexcept { return *o.status_; }
+    };
+    return awaiter{*this};
+  }
+
+ private:
+  std::optional<int> status_;
+  std::coroutine_handle<> waiter_;
+};
+
+// Serialises writes to stdout from concurrent clients (-k), so one client's chunk is never
+// split by another's when the pipe takes it in parts.
+class async_mutex {
+ public:
+  auto lock() noexcept {
+    struct awaiter {
+      async_mutex& m;
+      bool await_ready() const noexcept { return !std::exchange(m.locked_, true); }
+      void await_suspend(std::coroutine_handle<> h) { m.waiters_.push_back(h); }
+      void await_resume() const noexcept {}
+    };
+    return awaiter{*this};
+  }
+  void unlock() {
+    if (waiters_.empty()) {
+      locked_ = false;
+      return;
+    }
+    auto next = waiters_.front();  // ownership passes straight to the next waiter
+    waiters_.pop_front();
+    next.resume();
+  }
+
+ private:
+  bool locked_ = false;
+  std::deque<std::coroutine_handle<>> waiters_;
+};
+
+// --- connecting ------------------------------------------------------------------------------
+
+void log_connect_timeout(const logger& log, std::chrono::nanoseconds timeout) {
+  if (!log.verbose()) return;
+  const auto syn = read_syn_settings();
+  if (!syn) {
+    log.info("connect timeout: %g s (kernel max unknown)", seconds(timeout));
+    return;
+  }
+  const auto kernel_max = max_connect_timeout();
+  log.info("connect timeout: %g s (kernel max %g s from tcp_syn_retries=%d)", seconds(timeout),
+           seconds(kernel_max), syn->syn_retries);
+  if (timeout > kernel_max)
+    log.info("the kernel gives up first: a connect ends after at most %g s", seconds(kernel_max));
+}
+
+struct connect_outcome {
+  std::error_code error;
+  std::string message;  // the one-line error, when error is set
+};
+
+// Resolves o.host (one deadline for resolution and every attempt) and connects `client`,
+// trying each address in turn until one connects. -v logs each attempt and its outcome.
+task<connect_outcome> connect_host(tcp_client& client, const cli::options& o, const logger& log) {
+  const deadline until(clock::now() + o.connect_timeout);
+  const std::string target = host_port(o.host, o.port);
+  if (!o.source.empty()) {
+    auto src = endpoint::try_parse(o.source);
+    if (!src) src = endpoint::from_ip(o.source, 0);
+    if (!src)
+      co_return connect_outcome{std::make_error_code(std::errc::invalid_argument),
+                                "invalid source address '" + o.source + "'"};
+    client.set_source(*src);
+  }
+  std::error_code ec;
+  const auto t0 = clock::now();
+  auto addresses = resolve(o.host, o.port, {o.family, o.numeric_only}, ec);
+  if (ec) co_return connect_outcome{ec, "cannot resolve '" + o.host + "': " + ec.message()};
+  log.debug("resolved %s to %zu address%s in %.3f ms", o.host.c_str(), addresses.size(),
+            addresses.size() == 1 ? "" : "es", millis(clock::now() - t0));
+  if (until.expired()) {
+    co_return connect_outcome{std::make_error_code(std::errc::timed_out),
+                              "connect to " + target + " timed out after " +
+                                  cli::format_duration(o.connect_timeout) +
+                                  " (during name resolution)"};
+  }
+  std::string attempts;
+  for (const endpoint& ep : addresses) {
+    const std::string text = ep.to_string();
+    log.info("connecting to %s", text.c_str());
+    const auto start = clock::now();
+    ec = co_await client.try_connect(ep, until);
+    if (!ec) {
+      auto local = client.local_endpoint();
+      log.info("connected to %s from %s in %.3f ms", text.c_str(),
+               local ? local->to_string().c_str() : "?", millis(clock::now() - start));
+      co_return connect_outcome{};
+    }
+    log.info("connect to %s: %s after %.3f ms", text.c_str(), describe(ec).c_str(),
+             millis(clock::now() - start));
+    attempts += (attempts.empty() ? "" : "; ") + text + " " + describe(ec);
+    if (ec == std::errc::timed_out) break;  // the one deadline is spent
+  }
+  std::string message;
+  if (ec == std::errc::timed_out && addresses.size() == 1)
+    message = "connect to " + addresses[0].to_string() + " timed out after " +
+              cli::format_duration(o.connect_timeout);
+  else if (addresses.size() == 1)
+    message = "connect to " + addresses[0].to_string() + ": " + ec.message();
+  else if (ec == std::errc::timed_out)
+    message = "connect to " + target + " timed out after " +
+              cli::format_duration(o.connect_timeout) + ": " + attempts;
+  else
+    message = "connect to " + target + " failed: " + attempts;
+  co_return connect_outcome{ec, message};
+}
+
+// --- one connection: stdin -> socket and socket -> stdout -----------------------------------
+
+struct session {
+  session(io_context& io, const cli::options& o, const logger& log)
+      : io(io), o(o), log(log), sock(io) {}
+
+  io_context& io;
+  const cli::options& o;
+  const logger& log;
+  tcp_client sock;
+  std::string peer;
+  clock::time_point started = clock::now();
+  clock::time_point last_activity = clock::now();
+  std::uint64_t sent = 0;
+  std::uint64_t received = 0;
+  outcome done;
+
+  void touch() noexcept { last_activity = clock::now(); }
+  timeout idle_deadline() const noexcept {
+    if (!o.idle_timeout) return no_timeout;
+    return deadline(last_activity + *o.idle_timeout);
+  }
+  void idle_expired() {
+    log.error("idle timeout: no traffic for %s with %s",
+              cli::format_duration(*o.idle_timeout).c_str(), peer.c_str());
+    done.set(cli::exit_idle);
+  }
+};
+
+// stdin -> socket. At the end of stdin: half-close (unless --no-shutdown) and let the other
+// direction finish, as ncat does; with --send-only, the session ends here.
+task<void> copy_stdin_to_socket(session& s) {
+  std::vector<std::byte> buffer(buffer_size);
+  stream_descriptor in(s.io, ::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3));
+  while (in.is_open()) {  // (a closed stdin reads as empty, as in ncat)
+    const auto start = clock::now();
+    auto n = co_await in.try_read_some(buffer);
+    if (s.done.is_set()) co_return;
+    if (!n) {
+      s.log.error("read from stdin: %s", n.error().message().c_str());
+      s.done.set(cli::exit_error);
+      co_return;
+    }
+    s.log.debug("read %zu bytes from stdin in %.3f ms", *n, millis(clock::now() - start));
+    if (*n == 0) break;
+    s.touch();
+    const auto send_start = clock::now();
+    const auto r = co_await s.sock.try_send_all(std::span(buffer).first(*n), s.idle_deadline());
+    if (s.done.is_set()) co_return;
+    s.sent += r.bytes;
+    if (r.error == std::errc::timed_out) {
+      s.idle_expired();
+      co_return;
+    }
+    if (r.error) {
+      s.log.error("send to %s: %s", s.peer.c_str(), r.error.message().c_str());
+      s.done.set(cli::exit_error);
+      co_return;
+    }
+    s.log.debug("sent %zu bytes in %.3f ms", r.bytes, millis(clock::now() - send_start));
+    s.touch();
+  }
+  s.log.debug("end of stdin after %llu bytes", static_cast<unsigned long long>(s.sent));
+  if (s.o.send_only || !s.o.no_shutdown) {
+    const auto ec = co_await s.sock.try_shutdown(SHUT_WR);
+    if (s.done.is_set()) co_return;
+    if (ec && ec != std::errc::not_connected) {
+      s.log.error("shutdown of %s: %s", s.peer.c_str(), ec.message().c_str());
+      s.done.set(cli::exit_error);
+      co_return;
+    }
+  }
+  if (s.o.send_only) s.done.set(cli::exit_ok);
+}
+
+// socket -> stdout (or nowhere with --send-only, which still reads so that the peer's data
+// never turns our close into a reset, and so that the idle timeout sees its traffic).
+task<void> copy_socket_to_stdout(session& s) {
+  std::vector<std::byte> buffer(buffer_size);
+  std::optional<stream_descriptor> out;
+  if (!s.o.send_only) out.emplace(s.io, ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3));
+  for (;;) {
+    const auto start = clock::now();
+    auto n = co_await s.sock.try_recv(buffer, s.idle_deadline());
+    if (s.done.is_set()) co_return;
+    if (!n) {
+      if (n.error() == std::errc::timed_out) {
+        if (clock::now() - s.last_activity >= *s.o.idle_timeout) {
+          s.idle_expired();
+          co_return;
+        }
+        continue;  // the other direction had traffic meanwhile
+      }
+      s.log.error("receive from %s: %s", s.peer.c_str(), n.error().message().c_str());
+      s.done.set(cli::exit_error);
+      co_return;
+    }
+    s.log.debug("received %zu bytes in %.3f ms", *n, millis(clock::now() - start));
+    if (*n == 0) break;
+    s.received += *n;
+    s.touch();
+    if (!out) continue;
+    const auto r = co_await out->try_write_all(std::span<const std::byte>(buffer).first(*n));
+    if (s.done.is_set()) co_return;
+    if (r.error == std::errc::broken_pipe) {  // `uringcat ... | head`: the reader has gone
+      s.log.info("stdout closed by its reader");
+      s.done.set(cli::exit_ok);
+      co_return;
+    }
+    if (r.error) {
+      s.log.error("write to stdout: %s", r.error.message().c_str());
+      s.done.set(cli::exit_error);
+      co_return;
+    }
+  }
+  s.log.debug("%s closed its side", s.peer.c_str());
+  if (!s.o.send_only) s.done.set(cli::exit_ok);  // as ncat: the peer's end ends the session
+}
+
+// Runs both directions over a connected s.sock until the session ends.
+task<int> run_session(session& s) {
+  if (auto remote = s.sock.remote_endpoint()) s.peer = remote->to_string();
+  if (s.o.idle_timeout) s.log.info("idle timeout: %g s", seconds(*s.o.idle_timeout));
+  s.started = clock::now();
+  s.touch();
+  if (!s.o.recv_only) s.io.spawn(copy_stdin_to_socket(s));
+  s.io.spawn(copy_socket_to_stdout(s));
+  const int status = co_await s.done.wait();
+  s.log.info("sent %llu bytes, received %llu bytes in %.3f s",
+             static_cast<unsigned long long>(s.sent), static_cast<unsigned long long>(s.received),
+             seconds(clock::now() - s.started));
+  co_return status;
+}
+
+task<int> run_connect(session& s) {
+  log_connect_timeout(s.log, s.o.connect_timeout);
+  const auto r = co_await connect_host(s.sock, s.o, s.log);
+  if (r.error) {
+    s.log.error("%s", r.message.c_str());
+    co_return status_for_connect(r.error);
+  }
+  co_return co_await run_session(s);
+}
+
+// --- listening -------------------------------------------------------------------------------
+
+// The address to listen on: -l ADDR, else :: (IPv4 too, as ncat) unless -4, falling back to
+// 0.0.0.0 where IPv6 is off.
+std::optional<endpoint> listen_address(const cli::options& o, const logger& log, bool& v6_only) {
+  v6_only = o.family == AF_INET6;
+  if (o.host.empty())
+    return o.family == AF_INET ? endpoint::any_v4(o.port) : endpoint::any_v6(o.port);
+  std::error_code ec;
+  auto addresses = resolve(o.host, o.port, {o.family, o.numeric_only}, ec);
+  if (ec) {
+    log.error("cannot resolve '%s': %s", o.host.c_str(), ec.message().c_str());
+    return std::nullopt;
+  }
+  return addresses.front();
+}
+
+std::optional<tcp_listener> open_listener(io_context& io, const cli::options& o,
+                                          const logger& log) {
+  bool v6_only = false;
+  auto address = listen_address(o, log, v6_only);
+  if (!address) return std::nullopt;
+  listen_options lo;
+  lo.v6_only = v6_only;
+  try {
+    tcp_listener listener(io, *address, lo);
+    log.info("listening on %s", listener.local_endpoint().to_string().c_str());
+    return listener;
+  } catch (const std::system_error& e) {
+    if (o.host.empty() && o.family == AF_UNSPEC && address->is_v6() &&
+        e.code() == std::errc::address_family_not_supported) {
+      tcp_listener listener(io, endpoint::any_v4(o.port), lo);  // IPv6 is off here
+      log.info("listening on %s", listener.local_endpoint().to_string().c_str());
+      return listener;
+    }
+    log.error("listen on %s: %s", address->to_string().c_str(), e.code().message().c_str());
+    return std::nullopt;
+  }
+}
+
+task<int> run_listen_once(session& s) {
+  auto listener = open_listener(s.io, s.o, s.log);
+  if (!listener) co_return cli::exit_error;
+  auto peer = co_await listener->try_accept();
+  if (!peer) {
+    s.log.error("accept: %s", peer.error().message().c_str());
+    co_return cli::exit_error;
+  }
+  s.sock = std::move(*peer);
+  listener.reset();  // one connection, as ncat without -k
+  if (auto remote = s.sock.remote_endpoint())
+    s.log.info("connection from %s", remote->to_string().c_str());
+  co_return co_await run_session(s);
+}
+
+// -k: every client's data goes to stdout (whole chunks, never interleaved), and stdin is
+// broadcast to every client connected when it arrives.
+struct hub {
+  hub(io_context& io, const cli::options& o, const logger& log) : io(io), o(o), log(log) {}
+
+  struct client {
+    tcp_client sock;
+    std::string peer;
+    clock::time_point last_activity = clock::now();
+    timeout idle_deadline(const cli::options& o) const noexcept {
+      if (!o.idle_timeout) return no_timeout;
+      return deadline(last_activity + *o.idle_timeout);
+    }
+    void close() noexcept {
+      // Wakes a broadcast blocked on this client as well as its own receive.
+      if (sock.is_open()) ::shutdown(sock.native_handle(), SHUT_RDWR);
+      sock.close_now();
+    }
+  };
+
+  io_context& io;
+  const cli::options& o;
+  const logger& log;
+  std::vector<std::shared_ptr<client>> clients;
+  async_mutex stdout_lock;
+  std::optional<stream_descriptor> out;
+  std::uint64_t served = 0;
+
+  void remove(const std::shared_ptr<client>& c) {
+    std::erase(clients, c);
+    c->close();
+  }
+};
+
+task<void> serve_client(hub& h, std::shared_ptr<hub::client> c) {
+  std::vector<std::byte> buffer(64 * 1024);
+  std::uint64_t received = 0;
+  for (;;) {
+    auto n = co_await c->sock.try_recv(buffer, c->idle_deadline(h.o));
+    if (!n) {
+      if (n.error() == std::errc::timed_out) {
+        if (clock::now() - c->last_activity < *h.o.idle_timeout) continue;
+        h.log.info("idle timeout: no traffic for %s with %s, closing it",
+                   cli::format_duration(*h.o.idle_timeout).c_str(), c->peer.c_str());
+      } else if (n.error() != std::errc::operation_canceled) {
+        h.log.info("receive from %s: %s", c->peer.c_str(), n.error().message().c_str());
+      }
+      break;
+    }
+    if (*n == 0) break;
+    received += *n;
+    c->last_activity = clock::now();
+    co_await h.stdout_lock.lock();
+    const auto r = co_await h.out->try_write_all(std::span<const std::byte>(buffer).first(*n));
+    h.stdout_lock.unlock();
+    if (r.error) {
+      h.log.error("write to stdout: %s", r.error.message().c_str());
+      break;
+    }
+  }
+  h.log.info("%s left after sending %llu bytes", c->peer.c_str(),
+             static_cast<unsigned long long>(received));
+  h.remove(c);
+}
+
+task<void> send_to_client(hub& h, std::shared_ptr<hub::client> c,
+                          std::span<const std::byte> bytes) {
+  const auto r = co_await c->sock.try_send_all(bytes, c->idle_deadline(h.o));
+  if (r.error) {
+    if (r.error == std::errc::timed_out)
+      h.log.info("idle timeout: %s took no data for %s, closing it", c->peer.c_str(),
+                 cli::format_duration(*h.o.idle_timeout).c_str());
+    else if (r.error != std::errc::operation_canceled && r.error != std::errc::bad_file_descriptor)
+      h.log.info("send to %s: %s", c->peer.c_str(), r.error.message().c_str());
+    h.remove(c);
+    co_return;
+  }
+  c->last_activity = clock::now();
+}
+
+task<void> broadcast_stdin(hub& h) {
+  std::vector<std::byte> buffer(64 * 1024);
+  stream_descriptor in(h.io, ::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3));
+  while (in.is_open()) {
+    auto n = co_await in.try_read_some(buffer);
+    if (!n || *n == 0) break;
+    std::vector<task<void>> sends;
+    for (const auto& c : h.clients)
+      sends.push_back(send_to_client(h, c, std::span(buffer).first(*n)));
+    co_await when_all(std::move(sends));
+  }
+  h.log.debug("end of stdin; still serving clients");
+}
+
+task<int> run_listen_many(hub& h) {
+  auto listener = open_listener(h.io, h.o, h.log);
+  if (!listener) co_return cli::exit_error;
+  h.out.emplace(h.io, ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3));
+  if (!h.o.recv_only) h.io.spawn(broadcast_stdin(h));
+  for (;;) {
+    auto peer = co_await listener->try_accept();
+    if (!peer) {
+      // Out of descriptors: say so and keep serving the clients we have.
+      h.log.error("accept: %s", peer.error().message().c_str());
+      if (peer.error() != std::errc::too_many_files_open) co_return cli::exit_error;
+      co_await listener->try_accept(100ms);  // (waits at most 100 ms before trying again)
+      continue;
+    }
+    auto c = std::make_shared<hub::client>();
+    c->sock = std::move(*peer);
+    if (auto remote = c->sock.remote_endpoint()) c->peer = remote->to_string();
+    ++h.served;
+    h.log.info("connection from %s (%zu connected)", c->peer.c_str(), h.clients.size() + 1);
+    h.clients.push_back(c);
+    if (h.o.send_only) continue;  // nothing to read from them
+    h.io.spawn(serve_client(h, std::move(c)));
+  }
+}
+
+// --- -z: which ports accept a connection -----------------------------------------------------
+
+enum class port_state : unsigned char { pending, open, refused, timed_out, failed };
+
+task<void> probe_ports(io_context& io, const endpoint& target, const cli::options& o,
+                       const logger& log, std::vector<port_state>& states, std::size_t& next) {
+  tcp_client client(io);
+  while (next < states.size()) {
+    const std::size_t i = next++;
+    const endpoint probe = target.with_port(static_cast<std::uint16_t>(o.port + i));
+    const auto start = clock::now();
+    const auto ec = co_await client.try_connect(probe, o.connect_timeout);
+    client.close_now();
+    states[i] = !ec                                   ? port_state::open
+                : ec == std::errc::connection_refused ? port_state::refused
+                : ec == std::errc::timed_out          ? port_state::timed_out
+                                                      : port_state::failed;
+    log.debug("%s %s after %.3f ms", probe.to_string().c_str(), ec ? describe(ec).c_str() : "open",
+              millis(clock::now() - start));
+    if (ec && states[i] == port_state::failed)
+      log.info("%s: %s", probe.to_string().c_str(), ec.message().c_str());
+  }
+}
+
+task<int> run_scan(io_context& io, const cli::options& o, const logger& log) {
+  std::error_code ec;
+  auto addresses = resolve(o.host, o.port, {o.family, o.numeric_only}, ec);
+  if (ec) {
+    log.error("cannot resolve '%s': %s", o.host.c_str(), ec.message().c_str());
+    co_return cli::exit_error;
+  }
+  const endpoint target = addresses.front();
+  std::vector<port_state> states(std::size_t(o.port_last) - o.port + 1, port_state::pending);
+  // As many probes at once as descriptors allow (each holds one while it waits).
+  rlimit lim{};
+  ::getrlimit(RLIMIT_NOFILE, &lim);
+  const std::size_t budget = lim.rlim_cur > 128 ? lim.rlim_cur - 64 : 64;
+  const std::size_t workers = std::min(states.size(), budget);
+  log.info("probing %zu port%s of %s, %zu at a time, connect timeout %s", states.size(),
+           states.size() == 1 ? "" : "s", target.to_string().c_str(), workers,
+           cli::format_duration(o.connect_timeout).c_str());
+  std::size_t next = 0;
+  std::vector<task<void>> probes;
+  probes.reserve(workers);
+  for (std::size_t w = 0; w < workers; ++w)
+    probes.push_back(probe_ports(io, target, o, log, states, next));
+  const auto start = clock::now();
+  co_await when_all(std::move(probes));
+  bool any_open = false;
+  const std::string address = target.address_string();
+  std::size_t counts[5] = {};
+  for (std::size_t i = 0; i < states.size(); ++i) {
+    const auto port = static_cast<unsigned>(o.port + i);
+    ++counts[static_cast<int>(states[i])];
+    if (states[i] == port_state::open) {
+      any_open = true;
+      std::printf("%s %u open\n", address.c_str(), port);
+    } else if (states[i] == port_state::refused) {
+      log.info("%s %u refused", address.c_str(), port);
+    } else if (states[i] == port_state::timed_out) {
+      log.info("%s %u timed out", address.c_str(), port);
+    }
+  }
+  std::fflush(stdout);
+  log.info("%zu open, %zu refused, %zu timed out, %zu failed in %.3f s", counts[1], counts[2],
+           counts[3], counts[4], seconds(clock::now() - start));
+  co_return any_open ? cli::exit_ok : cli::exit_error;
+}
+
+// Raises the soft descriptor limit to the hard one: -z and -k hold one per connection.
+void raise_descriptor_limit() noexcept {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string_view> args(argv + 1, argv + argc);
+  auto parsed = cli::parse_args(args);
+  if (auto* e = std::get_if<cli::parse_error>(&parsed)) {
+    std::fprintf(stderr, "uringcat: %s; see 'uringcat --help'\n", e->message.c_str());
+    return cli::exit_usage;
+  }
+  const cli::options& o = std::get<cli::options>(parsed);
+  if (o.run_mode == cli::mode::help) {
+    std::fwrite(cli::usage_text().data(), 1, cli::usage_text().size(), stdout);
+    return cli::exit_ok;
+  }
+  if (o.run_mode == cli::mode::version) {
+    std::printf("uringcat %s\n", URINGCAT_VERSION);
+    return cli::exit_ok;
+  }
+  const logger log(o.verbosity, o.quiet);
+  std::signal(SIGPIPE, SIG_IGN);  // a closed stdout or socket is an error value, not a signal
+  raise_descriptor_limit();
+
+  std::optional<io_context> io;
+  try {
+    io.emplace();
+  } catch (const std::system_error& e) {
+    log.error("io_uring is unavailable: %s", e.what());
+    return cli::exit_no_io_uring;
+  }
+  log.debug("io_uring ready (setup flags 0x%x)", io->setup_flags());
+
+  // The session and hub outlive the io_context (reset first below): tasks still pending when
+  // the session ends are destroyed with it and may refer to them.
+  session s(*io, o, log);
+  hub h(*io, o, log);
+  int status = cli::exit_error;
+  try {
+    switch (o.run_mode) {
+      case cli::mode::listen:
+        status = io->run(o.keep_open ? run_listen_many(h) : run_listen_once(s));
+        break;
+      case cli::mode::scan:
+        status = io->run(run_scan(*io, o, log));
+        break;
+      default:
+        status = io->run(run_connect(s));
+        break;
+    }
+  } catch (const std::exception& e) {
+    log.error("%s", e.what());
+    status = cli::exit_error;
+  }
+  h.out.reset();
+  io.reset();
+  return status;
+}

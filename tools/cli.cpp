@@ -56,13 +56,14 @@ std::variant<std::chrono::nanoseconds, parse_error> parse_duration(std::string_v
   const std::string what = "invalid duration " + quoted(text);
   if (text.empty()) return error("empty duration");
   std::size_t i = 0;
-  // Integer part, then an optional fraction. At most 20 significant digits of each count:
-  // beyond that the value is either past max_duration or finer than a nanosecond.
+  // Integer part, then an optional fraction. Past 10^21 the integer part is past max_duration
+  // whatever the unit (100 years is 3.2 * 10^18 ns); past 20 digits a fraction is finer than
+  // a nanosecond whatever the unit.
   u128 int_part = 0;
   bool int_too_long = false;
   std::size_t int_digits = 0;
   for (; i < text.size() && is_digit(text[i]); ++i, ++int_digits) {
-    if (int_part > 100'000'000'000'000'000ULL)
+    if (int_part > u128(1'000'000'000'000'000'000ULL) * 1000)  // 10^21: past any limit
       int_too_long = true;
     else
       int_part = int_part * 10 + static_cast<unsigned>(text[i] - '0');

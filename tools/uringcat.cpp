@@ -657,7 +657,7 @@ int main(int argc, char** argv) {
   try {
     io.emplace();
   } catch (const std::system_error& e) {
-    log.error("io_uring is unavailable: %s", e.what());
+    log.error("%s", e.what());  // "io_uring is unavailable: ..., with the likely reason
     return cli::exit_no_io_uring;
   }
   log.debug("io_uring ready (setup flags 0x%x)", io->setup_flags());

@@ -274,6 +274,22 @@ TEST(AsyncResolve, LocalhostComesFromTheHostsFileWithoutAQuery) {
   std::printf("[ measure  ] localhost: %.3f ms (including io_context setup)\n", ms);
 }
 
+TEST(AsyncResolve, LocalhostSpellingsNeverReachTheServer) {
+  // RFC 6761: "LOCALHOST.", "db.localhost" are loopback too; the hosts file may lack them.
+  dns_responder dns;
+  dns.add_a("db.localhost", "10.6.6.6");  // a server that would lie must never be asked
+  resolver r(at(dns));
+  for (const char* name : {"LOCALHOST", "localhost.", "db.localhost", "db.localhost."}) {
+    result<endpoints> eps = lookup(r, name);
+    ASSERT_TRUE(eps) << name << ": " << eps.error().message();
+    ASSERT_FALSE(eps->empty()) << name;
+    for (const endpoint& ep : *eps) EXPECT_TRUE(is_loopback(ep)) << name << ": " << ep;
+  }
+  EXPECT_EQ(*lookup(r, "db.localhost", 5s, {.family = AF_INET6}),
+            endpoints{endpoint::parse("[::1]:80")});
+  EXPECT_EQ(dns.queries(), 0);
+}
+
 TEST(AsyncResolve, LocalhostWithTheSystemConfigurationAgreesWithGetaddrinfoAddresses) {
   // The free function, on /etc/resolv.conf: localhost never reaches a DNS server, so this
   // stays on the machine. c-ares and glibc read the same /etc/hosts.

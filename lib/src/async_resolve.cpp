@@ -28,10 +28,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <optional>
 #include <stdexcept>
+#include <string_view>
 #include <utility>
 
 #include "uringcat/detail/poll_watch.hpp"
@@ -104,6 +106,26 @@ std::optional<endpoint> literal(const std::string& host, std::uint16_t port) {
   }
   if (host.find(':') == std::string::npos) return std::nullopt;
   return endpoint::try_parse("[" + host + "]:" + std::to_string(port));  // v6, maybe scoped
+}
+
+// "localhost", "LOCALHOST.", "db.localhost": names RFC 6761 keeps off the DNS. c-ares 1.18
+// would ask the servers for them when /etc/hosts lacks them, and always for the trailing-dot
+// and subdomain spellings; here they are looked up in the hosts file only.
+bool is_localhost(const std::string& host) {
+  std::string name = host;
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (!name.empty() && name.back() == '.') name.pop_back();
+  constexpr std::string_view suffix = ".localhost";
+  return name == "localhost" || (name.size() > suffix.size() && name.ends_with(suffix));
+}
+
+// RFC 6761 section 6.3: localhost names are the loopback addresses, IPv6 first as RFC 6724
+// orders them.
+std::vector<endpoint> loopback(int family, std::uint16_t port) {
+  std::vector<endpoint> eps;
+  if (family != AF_INET) eps.push_back(endpoint::loopback_v6(port));
+  if (family != AF_INET6) eps.push_back(endpoint::loopback_v4(port));
+  return eps;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -298,10 +320,12 @@ class lookup {
 
 struct resolver::impl {
   ares_channel channel = nullptr;
+  ares_channel files_channel = nullptr;  ///< the same, consulting /etc/hosts only (localhost)
   int idle_fd = -1;  ///< an eventfd nobody writes: polling it never completes, a pure timer
 
   ~impl() {
     if (channel) ::ares_destroy(channel);
+    if (files_channel) ::ares_destroy(files_channel);
     if (idle_fd >= 0) ::close(idle_fd);
   }
 
@@ -329,11 +353,17 @@ resolver::resolver(const resolver_options& options) : impl_(std::make_unique<imp
     mask |= ARES_OPT_TRIES;
   }
   int r = ::ares_init_options(&impl_->channel, &opts, mask);
-  if (r != ARES_SUCCESS) {
+  if (r == ARES_SUCCESS) {
+    char files_only[] = "f";
+    opts.lookups = files_only;
+    r = ::ares_init_options(&impl_->files_channel, &opts, mask | ARES_OPT_LOOKUPS);
+    if (r != ARES_SUCCESS) impl_->files_channel = nullptr;
+  } else {
     impl_->channel = nullptr;
+  }
+  if (r != ARES_SUCCESS)
     throw std::system_error(r == ARES_ENOMEM ? ENOMEM : EINVAL, std::system_category(),
                             std::string("uringcat::resolver: c-ares: ") + ::ares_strerror(r));
-  }
   if (!csv.empty() && (r = ::ares_set_servers_ports_csv(impl_->channel, csv.c_str())) != 0)
     throw std::system_error(
         EINVAL, std::system_category(),
@@ -373,8 +403,9 @@ task<outcome> resolver::impl::run(io_context& io, std::string host, std::uint16_
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_protocol = IPPROTO_TCP;
 
+  const bool local = is_localhost(host);
   lookup l(io, idle_fd);
-  if (const int r = l.start(channel, host, hints, port); r != ARES_SUCCESS)
+  if (const int r = l.start(local ? files_channel : channel, host, hints, port); r != ARES_SUCCESS)
     co_return outcome{{}, map_ares_status(r), r};
   // Bounded: every round either completes the lookup or waits for a socket or a deadline.
   while (!l.done()) {
@@ -386,6 +417,8 @@ task<outcome> resolver::impl::run(io_context& io, std::string host, std::uint16_
     co_await l.next_event();
     l.process();
   }
+  if (local && (l.status() != ARES_SUCCESS || l.endpoints().empty()))
+    co_return outcome{loopback(options.family, port), {}};  // not in /etc/hosts
   if (l.status() != ARES_SUCCESS) co_return outcome{{}, map_ares_status(l.status()), l.status()};
   if (l.endpoints().empty()) co_return outcome{{}, make_error_code(errc::no_addresses)};
   co_return outcome{std::move(l.endpoints()), {}};

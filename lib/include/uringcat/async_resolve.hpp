@@ -26,9 +26,9 @@
 // destination address selection glibc's getaddrinfo applies too), so the order matches the
 // system's for the usual configurations; duplicates are dropped, first kept.
 //
-// Numeric hosts ("127.0.0.1", "::1", "[::1]") never reach c-ares. "localhost" resolves from
-// /etc/hosts, or, when the file lacks it, to the loopback addresses (c-ares follows RFC 6761):
-// neither sends a packet.
+// Numeric hosts ("127.0.0.1", "::1", "[::1]", "fe80::1%lo") never reach c-ares. "localhost"
+// and "*.localhost" (any case, trailing dot or not) are looked up in /etc/hosts only and, when
+// the file lacks them, are the loopback addresses (RFC 6761): neither sends a packet.
 #pragma once
 
 #include <chrono>
@@ -99,9 +99,8 @@ class resolver {
                                                     std::uint16_t port, timeout t = no_timeout,
                                                     resolve_options options = {});
 
-  struct impl;
-
  private:
+  struct impl;
   std::unique_ptr<impl> impl_;
 };
 

@@ -19,6 +19,7 @@ packages=(
   cmake              # find_package(uringcat) check, and meson's cmake module
   python3            # tests/run_seed_example.py (stdlib only)
   liburing-dev
+  libc-ares-dev      # c-ares: async_resolve's DNS client, its sockets polled by the ring
   libgtest-dev
   libgmock-dev
   libbenchmark-dev

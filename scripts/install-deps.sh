@@ -25,7 +25,13 @@ packages=(
   libbenchmark-dev
   libboost1.81-dev   # Boost.Asio (header-only): the alternative the benchmarks compare with
   clang-format       # STYLE.md point 14, checked by scripts/test.sh
-  valgrind           # memcheck run of the seed example in scripts/test.sh
+  valgrind           # memcheck runs of the seed example and of a uringcat transfer
+  socat              # peers of the uringcat CLI tests, and the throughput benchmark's rivals
+  ncat
+  netcat-openbsd
+  iproute2           # bench/scan.sh: a dummy interface inside its own network namespace
+  util-linux         # unshare(1), for the same
+  gnuplot-nox        # bench/plot_lateness.sh
 )
 
 all_installed() {

@@ -192,18 +192,24 @@ task<connect_outcome> connect_host(tcp_client& client, const cli::options& o, co
                                 "invalid source address '" + o.source + "'"};
     client.set_source(*src);
   }
-  std::error_code ec;
   const auto t0 = clock::now();
-  auto addresses = resolve(o.host, o.port, {o.family, o.numeric_only}, ec);
-  if (ec) co_return connect_outcome{ec, "cannot resolve '" + o.host + "': " + ec.message()};
+  auto resolved = co_await try_async_resolve(client.context(), o.host, o.port, until,
+                                             {o.family, o.numeric_only});
+  if (!resolved && resolved.error() == std::errc::timed_out) {
+    co_return connect_outcome{resolved.error(), "connect to " + target + " timed out after " +
+                                                    cli::format_duration(o.connect_timeout) +
+                                                    " while resolving " + o.host};
+  }
+  if (!resolved && o.numeric_only)
+    co_return connect_outcome{
+        resolved.error(), "'" + o.host + "' is not a numeric address (-n never resolves names)"};
+  if (!resolved)
+    co_return connect_outcome{resolved.error(),
+                              "cannot resolve '" + o.host + "': " + resolved.error().message()};
+  const std::vector<endpoint> addresses = std::move(*resolved);
   log.debug("resolved %s to %zu address%s in %.3f ms", o.host.c_str(), addresses.size(),
             addresses.size() == 1 ? "" : "es", millis(clock::now() - t0));
-  if (until.expired()) {
-    co_return connect_outcome{std::make_error_code(std::errc::timed_out),
-                              "connect to " + target + " timed out after " +
-                                  cli::format_duration(o.connect_timeout) +
-                                  " (during name resolution)"};
-  }
+  std::error_code ec;
   std::string attempts;
   for (const endpoint& ep : addresses) {
     const std::string text = ep.to_string();
@@ -578,13 +584,13 @@ task<void> probe_ports(io_context& io, const endpoint& target, const cli::option
 }
 
 task<int> run_scan(io_context& io, const cli::options& o, const logger& log) {
-  std::error_code ec;
-  auto addresses = resolve(o.host, o.port, {o.family, o.numeric_only}, ec);
-  if (ec) {
-    log.error("cannot resolve '%s': %s", o.host.c_str(), ec.message().c_str());
-    co_return cli::exit_error;
+  auto addresses =
+      co_await try_async_resolve(io, o.host, o.port, o.connect_timeout, {o.family, o.numeric_only});
+  if (!addresses) {
+    log.error("cannot resolve '%s': %s", o.host.c_str(), addresses.error().message().c_str());
+    co_return addresses.error() == std::errc::timed_out ? cli::exit_timed_out : cli::exit_error;
   }
-  const endpoint target = addresses.front();
+  const endpoint target = addresses->front();
   std::vector<port_state> states(std::size_t(o.port_last) - o.port + 1, port_state::pending);
   // As many probes at once as descriptors allow (each holds one while it waits).
   rlimit lim{};

@@ -31,7 +31,6 @@ packages=(
   netcat-openbsd
   iproute2           # bench/scan.sh: a dummy interface inside its own network namespace
   util-linux         # unshare(1), for the same
-  gnuplot-nox        # bench/plot_lateness.sh
 )
 
 all_installed() {

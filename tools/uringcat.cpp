@@ -563,23 +563,25 @@ task<int> run_listen_many(hub& h) {
 
 enum class port_state : unsigned char { pending, open, refused, timed_out, failed };
 
+// One of the probes running at once: takes the next port until none is left. What it finds
+// is recorded, and logged only when every port is done: 10,000 results arrive in the same
+// millisecond, and a write(2) each would make the later ones late.
 task<void> probe_ports(io_context& io, const endpoint& target, const cli::options& o,
-                       const logger& log, std::vector<port_state>& states, std::size_t& next) {
+                       std::vector<port_state>& states, std::vector<clock::duration>& took,
+                       std::vector<std::error_code>& errors, std::size_t& next) {
   tcp_client client(io);
   while (next < states.size()) {
     const std::size_t i = next++;
     const endpoint probe = target.with_port(static_cast<std::uint16_t>(o.port + i));
     const auto start = clock::now();
     const auto ec = co_await client.try_connect(probe, o.connect_timeout);
+    took[i] = clock::now() - start;
     client.close_now();
+    errors[i] = ec;
     states[i] = !ec                                   ? port_state::open
                 : ec == std::errc::connection_refused ? port_state::refused
                 : ec == std::errc::timed_out          ? port_state::timed_out
                                                       : port_state::failed;
-    log.debug("%s %s after %.3f ms", probe.to_string().c_str(), ec ? describe(ec).c_str() : "open",
-              millis(clock::now() - start));
-    if (ec && states[i] == port_state::failed)
-      log.info("%s: %s", probe.to_string().c_str(), ec.message().c_str());
   }
 }
 
@@ -600,11 +602,13 @@ task<int> run_scan(io_context& io, const cli::options& o, const logger& log) {
   log.info("probing %zu port%s of %s, %zu at a time, connect timeout %s", states.size(),
            states.size() == 1 ? "" : "s", target.to_string().c_str(), workers,
            cli::format_duration(o.connect_timeout).c_str());
+  std::vector<clock::duration> took(states.size());
+  std::vector<std::error_code> errors(states.size());
   std::size_t next = 0;
   std::vector<task<void>> probes;
   probes.reserve(workers);
   for (std::size_t w = 0; w < workers; ++w)
-    probes.push_back(probe_ports(io, target, o, log, states, next));
+    probes.push_back(probe_ports(io, target, o, states, took, errors, next));
   const auto start = clock::now();
   co_await when_all(std::move(probes));
   bool any_open = false;
@@ -616,11 +620,12 @@ task<int> run_scan(io_context& io, const cli::options& o, const logger& log) {
     if (states[i] == port_state::open) {
       any_open = true;
       std::printf("%s %u open\n", address.c_str(), port);
-    } else if (states[i] == port_state::refused) {
-      log.info("%s %u refused", address.c_str(), port);
-    } else if (states[i] == port_state::timed_out) {
-      log.info("%s %u timed out", address.c_str(), port);
     }
+    const std::string what = states[i] == port_state::open ? "open" : describe(errors[i]);
+    if (log.debugging())
+      log.debug("%s %u %s after %.3f ms", address.c_str(), port, what.c_str(), millis(took[i]));
+    else if (states[i] != port_state::open)
+      log.info("%s %u %s", address.c_str(), port, what.c_str());
   }
   std::fflush(stdout);
   log.info("%zu open, %zu refused, %zu timed out, %zu failed in %.3f s", counts[1], counts[2],

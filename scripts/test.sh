@@ -3,7 +3,8 @@
 #   1. formatting: clang-format (STYLE.md point 14) on every C++ file in the tree;
 #   2. g++ with -Dwerror=true: build everything, run `meson test` (gtest suite + seed example);
 #   3. clang++ with -Dwerror=true: the same; then clang++ with ASan + UBSan + LeakSanitizer;
-#      libFuzzer on the parsers for 60 s each; the seed example under valgrind;
+#      libFuzzer on the parsers for 60 s each; the seed example and a uringcat transfer under
+#      valgrind;
 #   4. a library-only build (-Dtests=false -Dbenchmarks=false -Dtools=false) installed into a
 #      temporary prefix, then user programs built against the installed tree only:
 #      g++ + pkg-config, and find_package(uringcat) from CMake; each runs the seed flow against
@@ -65,6 +66,11 @@ step "valgrind: the seed example, both paths (memcheck, definite leaks are error
 python3 tests/run_seed_example.py \
   --wrapper "valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite" \
   build-test-gcc/examples/seed_client
+
+step "valgrind: a uringcat transfer, 1 MiB each way, listener and client both under memcheck"
+python3 tests/cli/transfer_under.py \
+  --wrapper "valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite" \
+  build-test-gcc/tools/uringcat
 
 step "benchmarks: smoke run (a few seconds; no timing is asserted)"
 meson test -C build-test-gcc --benchmark --print-errorlogs

@@ -666,7 +666,11 @@ int main(int argc, char** argv) {
 
   std::optional<io_context> io;
   try {
-    io.emplace();
+    // One connection needs a handful of CQEs; a small ring is set up faster (its memory is
+    // populated at once). -z and -k keep the default, sized for tens of thousands.
+    io_context_options ring;
+    if (o.run_mode != cli::mode::scan && !o.keep_open) ring.cq_entries = ring.sq_entries = 64;
+    io.emplace(ring);
   } catch (const std::system_error& e) {
     log.error("%s", e.what());  // "io_uring is unavailable: ..., with the likely reason
     return cli::exit_no_io_uring;

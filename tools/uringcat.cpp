@@ -242,6 +242,11 @@ task<connect_outcome> connect_host(tcp_client& client, const cli::options& o, co
 }
 
 // --- one connection: stdin -> socket and socket -> stdout -----------------------------------
+//
+// When it ends, as ncat (and nc, and socat) do it: each direction runs until its own end (the
+// end of stdin, which half-closes the connection; the peer's end, which is just that: the
+// peer may still read), and the session ends when both have. --send-only ends with stdin,
+// --recv-only with the peer. An error or the idle timeout ends it at once.
 
 struct session {
   session(io_context& io, const cli::options& o, const logger& log)
@@ -256,6 +261,8 @@ struct session {
   clock::time_point last_activity = clock::now();
   std::uint64_t sent = 0;
   std::uint64_t received = 0;
+  bool input_done = false;   // stdin ended (and the connection was half-closed) or unused
+  bool output_done = false;  // the peer closed its side
   outcome done;
 
   void touch() noexcept { last_activity = clock::now(); }
@@ -263,22 +270,43 @@ struct session {
     if (!o.idle_timeout) return no_timeout;
     return deadline(last_activity + *o.idle_timeout);
   }
-  void idle_expired() {
-    log.error("idle timeout: no traffic for %s with %s",
+  // After a timed-out wait: true (and the session ends) when nothing moved either way for
+  // the whole idle timeout; false when the other direction had traffic meanwhile.
+  bool idle_expired() {
+    if (clock::now() - last_activity < *o.idle_timeout) return false;
+    log.error("idle timeout: no traffic for %s on %s",
               cli::format_duration(*o.idle_timeout).c_str(), peer.c_str());
     done.set(cli::exit_idle);
+    return true;
+  }
+  void direction_ended() {
+    if (input_done && (output_done || o.send_only)) done.set(cli::exit_ok);
   }
 };
 
-// stdin -> socket. At the end of stdin: half-close (unless --no-shutdown) and let the other
-// direction finish, as ncat does; with --send-only, the session ends here.
+// Reads and discards what the peer has already sent, without waiting: closing a socket with
+// unread data makes the kernel send a reset, which would throw away what we sent and the
+// peer has not received yet.
+void drain_unread(const tcp_client& sock) noexcept {
+  std::byte sink[16384];
+  for (int i = 0; i < 4096 && sock.is_open(); ++i) {
+    const ssize_t n = ::recv(sock.native_handle(), sink, sizeof sink, MSG_DONTWAIT);
+    if (n <= 0) break;
+  }
+}
+
+// stdin -> socket. At the end of stdin: half-close (unless --no-shutdown).
 task<void> copy_stdin_to_socket(session& s) {
   std::vector<std::byte> buffer(buffer_size);
   stream_descriptor in(s.io, ::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3));
   while (in.is_open()) {  // (a closed stdin reads as empty, as in ncat)
     const auto start = clock::now();
-    auto n = co_await in.try_read_some(buffer);
+    auto n = co_await in.try_read_some(buffer, s.idle_deadline());
     if (s.done.is_set()) co_return;
+    if (!n && n.error() == std::errc::timed_out) {
+      if (s.idle_expired()) co_return;
+      continue;
+    }
     if (!n) {
       s.log.error("read from stdin: %s", n.error().message().c_str());
       s.done.set(cli::exit_error);
@@ -288,23 +316,31 @@ task<void> copy_stdin_to_socket(session& s) {
     if (*n == 0) break;
     s.touch();
     const auto send_start = clock::now();
-    const auto r = co_await s.sock.try_send_all(std::span(buffer).first(*n), s.idle_deadline());
-    if (s.done.is_set()) co_return;
-    s.sent += r.bytes;
-    if (r.error == std::errc::timed_out) {
-      s.idle_expired();
-      co_return;
+    for (std::size_t offset = 0; offset < *n;) {
+      // A send that takes nothing for the idle timeout ends the session, unless the peer
+      // sent us something meanwhile (traffic either way counts): then the rest goes on.
+      const auto r = co_await s.sock.try_send_all(std::span(buffer).subspan(offset, *n - offset),
+                                                  s.idle_deadline());
+      if (s.done.is_set()) co_return;
+      s.sent += r.bytes;
+      offset += r.bytes;
+      if (r.bytes > 0) s.touch();
+      if (r.error == std::errc::timed_out) {
+        if (s.idle_expired()) co_return;
+        continue;
+      }
+      if (r.error) {
+        s.log.error("send to %s: %s%s", s.peer.c_str(), r.error.message().c_str(),
+                    s.output_done ? " (the peer had closed the connection)" : "");
+        s.done.set(cli::exit_error);
+        co_return;
+      }
     }
-    if (r.error) {
-      s.log.error("send to %s: %s", s.peer.c_str(), r.error.message().c_str());
-      s.done.set(cli::exit_error);
-      co_return;
-    }
-    s.log.debug("sent %zu bytes in %.3f ms", r.bytes, millis(clock::now() - send_start));
+    s.log.debug("sent %zu bytes in %.3f ms", *n, millis(clock::now() - send_start));
     s.touch();
   }
   s.log.debug("end of stdin after %llu bytes", static_cast<unsigned long long>(s.sent));
-  if (s.o.send_only || !s.o.no_shutdown) {
+  if (!s.o.no_shutdown) {
     const auto ec = co_await s.sock.try_shutdown(SHUT_WR);
     if (s.done.is_set()) co_return;
     if (ec && ec != std::errc::not_connected) {
@@ -313,7 +349,9 @@ task<void> copy_stdin_to_socket(session& s) {
       co_return;
     }
   }
-  if (s.o.send_only) s.done.set(cli::exit_ok);
+  if (s.o.send_only) drain_unread(s.sock);
+  s.input_done = true;
+  s.direction_ended();
 }
 
 // socket -> stdout (or nowhere with --send-only, which still reads so that the peer's data
@@ -328,11 +366,8 @@ task<void> copy_socket_to_stdout(session& s) {
     if (s.done.is_set()) co_return;
     if (!n) {
       if (n.error() == std::errc::timed_out) {
-        if (clock::now() - s.last_activity >= *s.o.idle_timeout) {
-          s.idle_expired();
-          co_return;
-        }
-        continue;  // the other direction had traffic meanwhile
+        if (s.idle_expired()) co_return;
+        continue;
       }
       s.log.error("receive from %s: %s", s.peer.c_str(), n.error().message().c_str());
       s.done.set(cli::exit_error);
@@ -357,7 +392,8 @@ task<void> copy_socket_to_stdout(session& s) {
     }
   }
   s.log.debug("%s closed its side", s.peer.c_str());
-  if (!s.o.send_only) s.done.set(cli::exit_ok);  // as ncat: the peer's end ends the session
+  s.output_done = true;
+  s.direction_ended();
 }
 
 // Runs both directions over a connected s.sock until the session ends.
@@ -366,6 +402,7 @@ task<int> run_session(session& s) {
   if (s.o.idle_timeout) s.log.info("idle timeout: %g s", seconds(*s.o.idle_timeout));
   s.started = clock::now();
   s.touch();
+  s.input_done = s.o.recv_only;
   if (!s.o.recv_only) s.io.spawn(copy_stdin_to_socket(s));
   s.io.spawn(copy_socket_to_stdout(s));
   const int status = co_await s.done.wait();

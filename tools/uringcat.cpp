@@ -505,9 +505,12 @@ struct hub {
   std::optional<stream_descriptor> out;
   std::uint64_t served = 0;
 
+  outcome client_left;  // set when a client leaves; the acceptor waits on it when out of fds
+
   void remove(const std::shared_ptr<client>& c) {
-    std::erase(clients, c);
+    if (std::erase(clients, c) == 0) return;
     c->close();
+    client_left.set(0);
   }
 };
 
@@ -579,10 +582,18 @@ task<int> run_listen_many(hub& h) {
   for (;;) {
     auto peer = co_await listener->try_accept();
     if (!peer) {
-      // Out of descriptors: say so and keep serving the clients we have.
-      h.log.error("accept: %s", peer.error().message().c_str());
-      if (peer.error() != std::errc::too_many_files_open) co_return cli::exit_error;
-      co_await listener->try_accept(100ms);  // (waits at most 100 ms before trying again)
+      // Out of descriptors: keep serving the clients we have, and accept again when one
+      // leaves (the pending connections wait in the backlog meanwhile).
+      const bool full = peer.error() == std::errc::too_many_files_open ||
+                        peer.error() == std::errc::too_many_files_open_in_system;
+      if (!full || h.clients.empty()) {
+        h.log.error("accept: %s", peer.error().message().c_str());
+        co_return cli::exit_error;
+      }
+      h.log.info("accept: %s; waiting for one of %zu clients to leave",
+                 peer.error().message().c_str(), h.clients.size());
+      co_await h.client_left.wait();
+      h.client_left = {};
       continue;
     }
     auto c = std::make_shared<hub::client>();

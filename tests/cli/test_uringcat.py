@@ -40,6 +40,9 @@ What each test proves (class.test):
      closed (EOF) after >= 0.5 s idle, the listener keeps running and serves a later client;
      SIGTERM stops it.
    KeepOpen.test_broadcasts_stdin_lines_to_every_client   `-lk`: a stdin line reaches every client.
+   KeepOpen.test_out_of_descriptors_keeps_serving_and_accepts_when_a_client_leaves
+     RLIMIT_NOFILE 12 and 8 clients: EMFILE is logged, the connected clients are served, and the
+     waiting ones are accepted as others leave (issue 5: descriptor exhaustion).
  7 ZeroIO.test_lists_exactly_the_open_ports_of_a_range
    ZeroIO.test_verbose_logs_closed_ports_on_stderr
    ZeroIO.test_range_with_no_open_port_exits_1
@@ -759,6 +762,33 @@ class KeepOpen(CliTest):
             lst.wait(5)
         except subprocess.TimeoutExpired:
             self.fail("listener ignored SIGTERM for 5 s")
+
+
+    def test_out_of_descriptors_keeps_serving_and_accepts_when_a_client_leaves(self):
+        # A descriptor limit of 12 leaves room for 5 clients; the 6th to 8th wait in the
+        # backlog (uringcat logs EMFILE and keeps going) and are served as others leave.
+        def limit():
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (12, 12))
+        lst, port = self.start_listener(["-v", "-k", "-i", "1"], preexec_fn=limit,
+                                        stdin=subprocess.DEVNULL)
+        out = Collector(lst.stdout)
+        err = Collector(lst.stderr)
+        lines = [f"fd-client-{i}\n".encode() for i in range(8)]
+        clients = []
+        for line in lines:
+            c = socket.create_connection((V4, port), timeout=3)
+            self.addCleanup(c.close)
+            c.sendall(line)
+            clients.append(c)
+        self.assertTrue(err.wait_for(lambda b: b"Too many open files" in b, 3),
+                        f"no EMFILE logged: {err.data()!r}")
+        clients[0].close()
+        clients[1].close()
+        # The rest leave by the idle timeout (1 s), each making room for a waiting one.
+        self.assertTrue(out.wait_for(lambda b: all(l in b for l in lines), 8),
+                        f"stdout: {out.data()!r}; stderr: {err.data()!r}")
+        self.assertIsNone(lst.poll(), "the listener exited")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -767,6 +767,12 @@ class KeepOpen(CliTest):
     def test_out_of_descriptors_keeps_serving_and_accepts_when_a_client_leaves(self):
         # A descriptor limit of 12 leaves room for 5 clients; the 6th to 8th wait in the
         # backlog (uringcat logs EMFILE and keeps going) and are served as others leave.
+        with open(BIN, "rb") as f:
+            if b"__asan_init" in f.read():
+                # The sanitizers' runtime tests memory through a pipe it opens on the spot;
+                # with no descriptor left, UBSan reports a false "invalid vptr".
+                self.skipTest("a sanitized build needs free descriptors of its own")
+
         def limit():
             import resource
             resource.setrlimit(resource.RLIMIT_NOFILE, (12, 12))

@@ -1,6 +1,7 @@
 // The umbrella header: everything a user of uringcat needs. It only includes.
 #pragma once
 
+#include "uringcat/cancellation.hpp"
 #include "uringcat/endpoint.hpp"
 #include "uringcat/error.hpp"
 #include "uringcat/io_context.hpp"

@@ -13,3 +13,4 @@
 #include "uringcat/tcp_listener.hpp"
 #include "uringcat/timeout.hpp"
 #include "uringcat/when_all.hpp"
+#include "uringcat/when_any.hpp"

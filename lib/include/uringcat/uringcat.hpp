@@ -2,6 +2,8 @@
 #pragma once
 
 #include "uringcat/cancellation.hpp"
+#include "uringcat/connect_any.hpp"
+#include "uringcat/connect_options.hpp"
 #include "uringcat/endpoint.hpp"
 #include "uringcat/error.hpp"
 #include "uringcat/io_context.hpp"

@@ -88,6 +88,55 @@ TEST(Allocations, ConnectAcceptSendAndRecvWithDeadlinesAllocateNothing) {
   EXPECT_EQ(c.recv, 0);
 }
 
+// The same with cancellation attached, both ways: the task is bound to one source (every
+// operation it awaits inherits the token) and each operation also gets a token of its own.
+// Listening is an intrusive node in the awaiter: nothing is allocated, and a sleep (the timer
+// awaitable) allocates nothing either.
+task<counts> rounds_with_tokens(io_context& io, tcp_listener& listener,
+                                uringcat::cancellation_token own, int n) {
+  counts total{0, 0, 0, 0};
+  std::array<std::byte, 64> buf{};
+  const std::array<std::byte, 64> msg{};
+  for (int i = 0; i < n; ++i) {
+    tcp_client client(io);
+    long before = allocations.load();
+    co_await client.connect(listener.local_endpoint(), 2s).with_cancellation(own);
+    co_await io.sleep_for(0ms);
+    co_await io.sleep_for(1us).with_cancellation(own);
+    total.connect += allocations.load() - before;
+
+    before = allocations.load();
+    tcp_client peer = co_await listener.accept(2s).with_cancellation(own);
+    total.accept += allocations.load() - before;
+
+    before = allocations.load();
+    (void)co_await client.send(msg, 2s).with_cancellation(own);
+    total.send += allocations.load() - before;
+
+    before = allocations.load();
+    (void)co_await peer.recv(buf).with_cancellation(own);  // untimed: IORING_OP_RECV
+    total.recv += allocations.load() - before;
+  }
+  co_return total;
+}
+
+TEST(Allocations, OperationsListeningToCancellationTokensAllocateNothing) {
+  io_context io;
+  tcp_listener listener(io, endpoint::loopback_v4(0));
+  uringcat::cancellation_source task_source, op_source;
+  auto run = [&](int n) {
+    auto t = rounds_with_tokens(io, listener, op_source.token(), n);
+    t.handle().promise().bind_token(task_source.token());
+    return io.run(std::move(t));
+  };
+  (void)run(4);
+  const counts c = run(200);
+  EXPECT_EQ(c.connect, 0);
+  EXPECT_EQ(c.accept, 0);
+  EXPECT_EQ(c.send, 0);
+  EXPECT_EQ(c.recv, 0);
+}
+
 TEST(Allocations, TheCountingAllocatorCountsAtAll) {
   const long before = allocations.load();
   void* p = ::operator new(16);  // a direct call: unlike a new-expression, never elided

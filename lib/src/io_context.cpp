@@ -116,6 +116,7 @@ void io_context::cancel_everything_and_drain() noexcept {
   // Nobody will be resumed any more: unhook every operation from our structures first, so
   // that awaiters destroyed later do not reach back into a dead reactor.
   while (wait_head_) wait_unlink(wait_head_);
+  while (ready_head_) ready_unlink(ready_head_);
   for (auto* op : heap_) op->heap_index = detail::op_base::no_index;
   heap_.clear();
   for (auto& chunk : slot_chunks_) {
@@ -225,6 +226,17 @@ void io_context::drive(std::coroutine_handle<> root) {
 void io_context::turn() {
   start_waiting_ops();
   if (!to_start_.empty()) return;  // a completion spawned a task: start it first
+  if (ready_head_) {
+    // Cancelled operations to report: hand the kernel their ASYNC_CANCELs now (so their
+    // requests end at once), take what has completed meanwhile, but do not sleep.
+    const int s = io_uring_submit(&ring_);
+    if (s < 0 && s != -EINTR && s != -EAGAIN && s != -EBUSY)
+      throw std::system_error(-s, std::system_category(), "io_uring_submit");
+    reap_and_dispatch();
+    complete_cancelled();
+    expire_deadlines();
+    return;
+  }
   if (inflight_ == 0 && heap_.empty() && !wait_head_ && io_uring_sq_ready(&ring_) == 0) {
     // Nothing can ever resume the task: it awaits something that is not an operation of
     // this io_context. Say so instead of sleeping forever.
@@ -255,6 +267,7 @@ void io_context::turn() {
 
   reap_and_dispatch();
   expire_deadlines();
+  complete_cancelled();
 }
 
 void io_context::reap_and_dispatch() {
@@ -288,6 +301,7 @@ void io_context::reap_and_dispatch() {
       op = reinterpret_cast<detail::op_base*>(c.user_data);
     }
     if (op->heap_index != detail::op_base::no_index) heap_erase(op);
+    release_cancel_reserve(*op);
     op->complete(op, c.res, c.flags);
   }
 }
@@ -303,6 +317,7 @@ void io_context::expire_deadlines() {
     } else if (op->slot) {
       detach(*op);
     }
+    release_cancel_reserve(*op);
     op->complete(op, -ETIMEDOUT, 0);
   }
 }
@@ -321,6 +336,86 @@ void io_context::detach(detail::op_base& op) noexcept {
   op.slot->detached = true;
   ++detached_;
   op.slot = nullptr;
+  release_cancel_reserve(op);
+}
+
+// ---------------------------------------------------------------------------------------
+// Cancellation
+// ---------------------------------------------------------------------------------------
+
+void io_context::cancel(detail::op_base& op) noexcept {
+  if (op.cancel_requested) return;
+  op.cancel_requested = true;
+  if (op.waiting) {
+    // Never reached the kernel: nothing to end there.
+    wait_unlink(&op);
+    if (op.heap_index != detail::op_base::no_index) heap_erase(&op);
+    ready_push(&op);
+  } else if (op.slot) {
+    // Detachable and in flight: report now, and let the kernel's request end into its slot.
+    const std::uint64_t ud = reinterpret_cast<std::uintptr_t>(op.slot) | slot_tag;
+    if (op.heap_index != detail::op_base::no_index) heap_erase(&op);
+    detach(op);  // submits the op's own SQE first if it is still queued
+    issue_cancel(ud);
+    ready_push(&op);
+  } else {
+    // Its CQE, -ECANCELED (or its own result if that came first), completes it. The cancel
+    // is queued after the op's SQE, and the kernel takes SQEs in order, so it can never hit
+    // another operation that later reuses this address.
+    release_cancel_reserve(op);
+    issue_cancel(reinterpret_cast<std::uintptr_t>(&op));
+  }
+}
+
+void io_context::issue_cancel(std::uint64_t user_data) noexcept {
+  // The CQE this needs was reserved when the op started (release_cancel_reserve gave it back
+  // to the pool just before). If the ring is broken the op still ends: by its own deadline,
+  // or at teardown.
+  if (reserve_sqes(1) < 0) return;
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  io_uring_prep_cancel64(sqe, user_data, 0);
+  io_uring_sqe_set_data64(sqe, 0);
+  ++inflight_;
+}
+
+void io_context::release_cancel_reserve(detail::op_base& op) noexcept {
+  if (!op.holds_cancel_reserve) return;
+  op.holds_cancel_reserve = false;
+  --cancel_reserve_;
+}
+
+void io_context::complete_cancelled() {
+  // Operations resumed here may cancel others: those join the list and run in this loop.
+  while (ready_head_) {
+    detail::op_base* op = ready_head_;
+    ready_unlink(op);
+    release_cancel_reserve(*op);
+    op->complete(op, -ECANCELED, 0);
+  }
+}
+
+void io_context::ready_push(detail::op_base* op) noexcept {
+  op->reported = true;
+  op->wait_next = nullptr;
+  op->wait_prev = ready_tail_;
+  if (ready_tail_)
+    ready_tail_->wait_next = op;
+  else
+    ready_head_ = op;
+  ready_tail_ = op;
+}
+
+void io_context::ready_unlink(detail::op_base* op) noexcept {
+  if (op->wait_prev)
+    op->wait_prev->wait_next = op->wait_next;
+  else
+    ready_head_ = op->wait_next;
+  if (op->wait_next)
+    op->wait_next->wait_prev = op->wait_prev;
+  else
+    ready_tail_ = op->wait_prev;
+  op->wait_prev = op->wait_next = nullptr;
+  op->reported = false;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -332,8 +427,14 @@ static unsigned cqes_needed(const detail::op_base& op) noexcept {
   return op.when.is_set() ? 2 : 1;
 }
 
+// CQ room an operation needs to start: its CQEs, and one kept for a cancel if it may get one.
+static unsigned cq_room_needed(const detail::op_base& op) noexcept {
+  return cqes_needed(op) + (op.cancellable && !op.holds_cancel_reserve ? 1 : 0);
+}
+
 int io_context::start(detail::op_base& op) noexcept {
-  const bool must_wait = wait_head_ || inflight_ + cqes_needed(op) > cq_capacity_;
+  const bool must_wait =
+      wait_head_ || inflight_ + cancel_reserve_ + cq_room_needed(op) > cq_capacity_;
   // The heap holds the deadlines the reactor reports itself: those of detachable ops, and
   // those of any timed op still waiting for ring room (the kernel cannot time out what it
   // has not been given).
@@ -388,6 +489,10 @@ int io_context::submit_now(detail::op_base& op) noexcept {
     io_uring_sqe_set_data64(t, 0);
   }
   inflight_ += cqes_needed(op);
+  if (op.cancellable && !op.holds_cancel_reserve) {
+    op.holds_cancel_reserve = true;
+    ++cancel_reserve_;
+  }
   return 0;
 }
 
@@ -406,7 +511,7 @@ int io_context::reserve_sqes(unsigned n) noexcept {
 void io_context::start_waiting_ops() noexcept {
   while (wait_head_) {
     detail::op_base* op = wait_head_;
-    if (inflight_ + cqes_needed(*op) > cq_capacity_) break;
+    if (inflight_ + cancel_reserve_ + cq_room_needed(*op) > cq_capacity_) break;
     wait_unlink(op);
     // From here the linked timeout enforces a non-detachable op's deadline.
     if (!op->detachable && op->heap_index != detail::op_base::no_index) heap_erase(op);
@@ -421,8 +526,22 @@ void io_context::start_waiting_ops() noexcept {
 void io_context::forget(detail::op_base& op) noexcept {
   if (op.heap_index != detail::op_base::no_index) heap_erase(&op);
   if (op.waiting) wait_unlink(&op);
+  if (op.reported) ready_unlink(&op);
   if (op.slot) detach(op);
+  release_cancel_reserve(op);
 }
+
+namespace detail {
+int start_op(io_context& io, op_base& op) noexcept {
+  return io.start(op);
+}
+void forget_op(io_context& io, op_base& op) noexcept {
+  io.forget(op);
+}
+void cancel_op(io_context& io, op_base& op) noexcept {
+  io.cancel(op);
+}
+}  // namespace detail
 
 // ---------------------------------------------------------------------------------------
 // Deadline heap

@@ -1,6 +1,8 @@
 // tcp_client: connect by name, socket options, and descriptor ownership.
 #include "uringcat/tcp_client.hpp"
 
+#include "uringcat/connect_any.hpp"
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <unistd.h>
@@ -48,30 +50,52 @@ int tcp_client::release() noexcept {
   return std::exchange(fd_, -1);
 }
 
-task<std::error_code> tcp_client::try_connect(std::string host, std::uint16_t port, timeout t,
-                                              resolve_options options) {
+task<connect_report> tcp_client::connect_with_report(std::string host, std::uint16_t port,
+                                                     timeout t, connect_options options) {
   // The task is lazy: this line runs when the connect is awaited, so the deadline starts then.
   const deadline until = t.from_now();
-  if (until.expired()) co_return std::make_error_code(std::errc::timed_out);  // no lookup
-  std::error_code ec;
-  const std::vector<endpoint> candidates = resolve(host, port, options, ec);
-  if (ec) co_return ec;
-  if (until.expired()) co_return std::make_error_code(std::errc::timed_out);
-
-  std::error_code last = make_error_code(errc::no_addresses);
-  for (const endpoint& ep : candidates) {
-    last = co_await try_connect(ep, until);
-    if (!last) co_return last;
-    if (until.expired()) co_return std::make_error_code(std::errc::timed_out);
+  connect_report report;
+  if (until.expired()) {  // no lookup
+    report.error = std::make_error_code(std::errc::timed_out);
+    co_return report;
   }
-  co_return last;
+  std::vector<endpoint> candidates = resolve(host, port, options.resolve, report.error);
+  if (report.error) co_return report;
+  if (until.expired()) {
+    report.error = std::make_error_code(std::errc::timed_out);
+    co_return report;
+  }
+  co_return co_await connect_any(*this, std::move(candidates), until, std::move(options));
+}
+
+task<std::error_code> tcp_client::try_connect(std::string host, std::uint16_t port, timeout t,
+                                              connect_options options) {
+  co_return (co_await connect_with_report(std::move(host), port, t, std::move(options))).error;
+}
+
+task<std::error_code> tcp_client::try_connect(std::string host, std::uint16_t port, timeout t,
+                                              resolve_options options) {
+  connect_options o;
+  o.resolve = options;
+  co_return (co_await connect_with_report(std::move(host), port, t, std::move(o))).error;
+}
+
+task<void> tcp_client::connect(std::string host, std::uint16_t port, timeout t,
+                               connect_options options) {
+  std::string what = "connect to " + host + " port " + std::to_string(port);
+  const connect_report r =
+      co_await connect_with_report(std::move(host), port, t, std::move(options));
+  if (r.error) {
+    if (!r.attempts.empty()) what += ": " + r.describe();
+    throw std::system_error(r.error, what);
+  }
 }
 
 task<void> tcp_client::connect(std::string host, std::uint16_t port, timeout t,
                                resolve_options options) {
-  const std::string name = host;
-  const std::error_code ec = co_await try_connect(std::move(host), port, t, options);
-  if (ec) throw std::system_error(ec, "connect to " + name + " port " + std::to_string(port));
+  connect_options o;
+  o.resolve = options;
+  co_await connect(std::move(host), port, t, std::move(o));
 }
 
 namespace {

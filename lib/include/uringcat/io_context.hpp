@@ -40,11 +40,20 @@
 // socket retransmitting SYNs (p99 5.5 ms at 10,000 expiring at 1 s; shutdown() fixes it).
 // Without DEFER_TASKRUN, exact linked timeouts starve the heap check: 9-45 ms p50.
 //
+// Cancellation (cancellation.hpp) reaches an operation through cancel(): one still waiting
+// for ring room leaves the queue; a detachable one in flight (timed connect, recv, send,
+// accept) is detached like at its deadline, so the caller hears operation_canceled at the next
+// loop turn without a kernel round trip; any other waits for its own CQE. In the last two
+// cases an IORING_OP_ASYNC_CANCEL on its user_data ends the kernel's request now (a detached
+// connect would otherwise keep its socket in SYN_SENT until the backstop). Operations that
+// nobody can cancel take none of these paths: the timeout machinery above is unchanged.
+//
 // Ring capacity: a linked pair always gets two SQEs together (the SQ is submitted first if
 // fewer are free, so no IOSQE_IO_LINK is ever left dangling), and the number of CQEs that
 // in-flight operations can still produce never exceeds the CQ size; operations beyond that
 // wait in a FIFO and start as completions free room. Their deadlines still count from the
-// moment they were awaited.
+// moment they were awaited. An operation that listens to a cancellation token keeps one more
+// CQE in reserve while in flight, for the ASYNC_CANCEL it may need.
 #pragma once
 
 #include <liburing.h>
@@ -60,6 +69,7 @@
 #include <vector>
 
 #include "uringcat/detail/op_base.hpp"
+#include "uringcat/detail/sleep_op.hpp"
 #include "uringcat/task.hpp"
 #include "uringcat/timeout.hpp"
 
@@ -122,6 +132,32 @@ class io_context {
   /// Spawned tasks that have not ended yet.
   std::size_t spawned() const noexcept { return spawned_count_; }
 
+  // --- timers ------------------------------------------------------------------------------
+
+  /// Sleeps for `d` (from when the sleep is awaited) with one IORING_OP_TIMEOUT. Zero or
+  /// negative returns at once without a syscall. Cancellable (cancellation.hpp): a cancelled
+  /// sleep throws std::system_error with std::errc::operation_canceled; try_sleep_for returns
+  /// that code instead (an empty code when it slept to the end). No heap allocation.
+  template <class Rep, class Period>
+  [[nodiscard]] detail::sleep_op<true> sleep_for(std::chrono::duration<Rep, Period> d) {
+    return {*this, timeout(d)};
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] detail::sleep_op<false> try_sleep_for(std::chrono::duration<Rep, Period> d) {
+    return {*this, timeout(d)};
+  }
+  /// Sleeps until `at` on CLOCK_MONOTONIC. An unset deadline sleeps until cancelled.
+  [[nodiscard]] detail::sleep_op<true> sleep_until(deadline at) noexcept { return {*this, at}; }
+  [[nodiscard]] detail::sleep_op<true> sleep_until(clock::time_point at) noexcept {
+    return {*this, timeout(at)};
+  }
+  [[nodiscard]] detail::sleep_op<false> try_sleep_until(deadline at) noexcept {
+    return {*this, at};
+  }
+  [[nodiscard]] detail::sleep_op<false> try_sleep_until(clock::time_point at) noexcept {
+    return {*this, timeout(at)};
+  }
+
   /// The IORING_SETUP_* flags the ring was created with (after falling back).
   unsigned setup_flags() const noexcept { return setup_flags_; }
   /// The IORING_FEAT_* flags the kernel reported.
@@ -138,6 +174,10 @@ class io_context {
   int start(detail::op_base& op) noexcept;
   /// Withdraws `op` from every reactor structure; for an awaiter destroyed before its CQE.
   void forget(detail::op_base& op) noexcept;
+  /// Cancels `op`, which is in flight or waiting for ring room (see the top of this file).
+  /// Never resumes anyone itself: a cancelled operation that need not wait for its CQE is
+  /// completed with -ECANCELED at the next loop turn.
+  void cancel(detail::op_base& op) noexcept;
   /// Hands the kernel the SQEs queued so far by the io_context running on this thread, if
   /// any: called before a descriptor is closed, so that an operation queued on it cannot
   /// reach the kernel after its number was reused by another socket.
@@ -154,6 +194,11 @@ class io_context {
   void cancel_everything_and_drain() noexcept;
   void detach(detail::op_base& op) noexcept;
   void drain_for(clock::duration limit, bool until_detached_done) noexcept;
+  void issue_cancel(std::uint64_t user_data) noexcept;
+  void release_cancel_reserve(detail::op_base& op) noexcept;
+  void complete_cancelled();
+  void ready_push(detail::op_base* op) noexcept;
+  void ready_unlink(detail::op_base* op) noexcept;
 
   // Deadline heap (detachable operations only), min-heap on op->when.
   void heap_push(detail::op_base* op);
@@ -180,7 +225,8 @@ class io_context {
   bool ring_enabled_ = false;
   std::size_t cq_capacity_ = 0;
   std::size_t inflight_ = 0;
-  std::size_t detached_ = 0;  ///< slots whose op was reported, awaiting the kernel's CQE
+  std::size_t detached_ = 0;        ///< slots whose op was reported, awaiting the kernel's CQE
+  std::size_t cancel_reserve_ = 0;  ///< CQEs kept for cancels cancellable ops may need
   std::chrono::nanoseconds backstop_{};
   std::thread::id owner_{};
   bool running_ = false;
@@ -202,6 +248,8 @@ class io_context {
   std::vector<detail::op_base*> heap_;
   detail::op_base* wait_head_ = nullptr;
   detail::op_base* wait_tail_ = nullptr;
+  detail::op_base* ready_head_ = nullptr;  ///< cancelled ops to complete at the next turn
+  detail::op_base* ready_tail_ = nullptr;
 
   std::vector<std::unique_ptr<detail::op_slot[]>> slot_chunks_;
   detail::op_slot* free_slots_ = nullptr;

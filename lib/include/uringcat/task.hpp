@@ -11,14 +11,22 @@
 // but not at -O0 or under -fsanitize=address, where a long chain of synchronously completing
 // awaits grows the stack again (a million of them overflow it). Build code with such chains
 // with optimisation, or use clang for sanitizer builds.
+//
+// Cancellation (cancellation.hpp): every task's promise carries a cancellation token, none by
+// default. `co_await child` hands the awaiting task's token to the child unless the child
+// was bound to its own with with_cancellation(); operations awaited in the task register
+// on it. Nothing is allocated for this: the token is one pointer in the promise.
 #pragma once
 
+#include <concepts>
 #include <coroutine>
 #include <exception>
 #include <memory>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
+
+#include "uringcat/cancellation.hpp"
 
 namespace uringcat {
 
@@ -44,6 +52,18 @@ class task_promise_base {
   void unhandled_exception() noexcept { exception_ = std::current_exception(); }
 
   void set_continuation(std::coroutine_handle<> h) noexcept { continuation_ = h; }
+
+  /// The token operations awaited in this task listen to (none by default).
+  cancellation_token token() const noexcept { return token_; }
+  /// Takes the awaiting coroutine's token, unless bound to its own.
+  void inherit_token(cancellation_token t) noexcept {
+    if (!bound_) token_ = t;
+  }
+  /// Binds the task to `t` for good: what awaits it later does not replace it.
+  void bind_token(cancellation_token t) noexcept {
+    token_ = t;
+    bound_ = true;
+  }
   bool has_exception() const noexcept { return static_cast<bool>(exception_); }
   void rethrow_if_exception() const {
     if (exception_) std::rethrow_exception(exception_);
@@ -52,7 +72,25 @@ class task_promise_base {
  private:
   std::coroutine_handle<> continuation_ = std::noop_coroutine();
   std::exception_ptr exception_;
+  cancellation_token token_;
+  bool bound_ = false;
 };
+
+/// Coroutine promises that carry a cancellation token (task's, when_all's and when_any's
+/// drivers): an awaiter given such a promise's handle passes the token on.
+template <class Promise>
+concept token_carrier = requires(const Promise& p) {
+  { p.token() } -> std::same_as<cancellation_token>;
+};
+
+/// The token of the coroutine behind `h`, or none.
+template <class Promise>
+cancellation_token token_of(std::coroutine_handle<Promise> h) noexcept {
+  if constexpr (token_carrier<Promise>)
+    return h.promise().token();
+  else
+    return {};
+}
 
 template <class T>
 class task_promise final : public task_promise_base {
@@ -163,8 +201,10 @@ class [[nodiscard]] task {
     std::coroutine_handle<promise_type> handle;
 
     bool await_ready() const noexcept { return !handle || handle.done(); }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
+    template <class Promise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> awaiting) noexcept {
       handle.promise().set_continuation(awaiting);
+      handle.promise().inherit_token(detail::token_of(awaiting));
       return handle;  // start the task by symmetric transfer
     }
     decltype(auto) await_resume() {
@@ -195,4 +235,39 @@ inline task<void> task_promise<void>::get_return_object() noexcept {
 }
 
 }  // namespace detail
+
+/// `co_await current_cancellation_token()` inside a task gives the token the task listens to
+/// (none when nothing was attached), e.g. to stop a loop that does no I/O, or to chain it into
+/// a cancellation_callback. Never suspends.
+struct current_cancellation_token {
+  cancellation_token token;
+  bool await_ready() const noexcept { return false; }
+  template <class Promise>
+  bool await_suspend(std::coroutine_handle<Promise> h) noexcept {
+    static_assert(detail::token_carrier<Promise>,
+                  "current_cancellation_token() is for uringcat::task coroutines");
+    token = h.promise().token();
+    return false;  // resume at once
+  }
+  cancellation_token await_resume() const noexcept { return token; }
+};
+
+/// Runs `t` so that cancellation requested on `token` cancels every operation it awaits (and
+/// those of the tasks it awaits in turn). The task still listens to the token of whoever
+/// awaits the result: either request cancels it. Costs one coroutine frame (where the two
+/// requests are combined); a task that should listen to `token` alone can instead be bound
+/// with `t.handle().promise().bind_token(token)` before it starts, allocating nothing.
+/// An empty task makes it throw std::invalid_argument when awaited.
+template <class T>
+task<T> with_cancellation(cancellation_token token, task<T> t) {
+  if (!t.valid()) throw std::invalid_argument("uringcat::with_cancellation: an empty task");
+  cancellation_source combined;
+  const cancellation_token outer = co_await current_cancellation_token{};
+  auto forward = [&combined]() noexcept { combined.request_cancellation(); };
+  cancellation_callback on_token(token, forward);
+  cancellation_callback on_outer(outer, forward);
+  t.handle().promise().bind_token(combined.token());
+  co_return co_await std::move(t);
+}
+
 }  // namespace uringcat

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "uringcat/connect_options.hpp"
 #include "uringcat/detail/socket_ops.hpp"
 #include "uringcat/endpoint.hpp"
 #include "uringcat/io_context.hpp"
@@ -59,13 +60,24 @@ class tcp_client {
     return {*io_, fd_, source_ptr(), ep, t};
   }
 
-  /// Resolves `host` and tries each address in turn, all under one deadline that covers
-  /// resolution and every attempt. Resolution uses getaddrinfo on this thread for now: it
-  /// cannot be interrupted by the deadline, which is checked as soon as it returns.
+  /// Resolves `host` and connects to its addresses by Happy Eyeballs (RFC 8305, see
+  /// connect_any.hpp): families interleaved, a new attempt every `attempt_delay` (250 ms by
+  /// default) or as soon as the running ones failed, the first to connect wins, the others
+  /// are cancelled and closed. One deadline covers resolution and every attempt.
+  /// Resolution uses getaddrinfo on this thread for now: it cannot be interrupted by the
+  /// deadline, which is checked as soon as it returns. connect() throws std::system_error
+  /// whose code() is the report's error and whose what() lists every attempt
+  /// ("... [::1]:9999 refused; 127.0.0.1:9999 timed out").
   task<void> connect(std::string host, std::uint16_t port, timeout t = no_timeout,
                      resolve_options options = {});
+  task<void> connect(std::string host, std::uint16_t port, timeout t, connect_options options);
   task<std::error_code> try_connect(std::string host, std::uint16_t port, timeout t = no_timeout,
                                     resolve_options options = {});
+  task<std::error_code> try_connect(std::string host, std::uint16_t port, timeout t,
+                                    connect_options options);
+  /// As try_connect by name, returning what every attempt did (for a verbose log).
+  task<connect_report> connect_with_report(std::string host, std::uint16_t port,
+                                           timeout t = no_timeout, connect_options options = {});
 
   /// Sets the source address of later connects (port 0: chosen by the kernel). Every
   /// connect attempt binds its new socket to it.

@@ -2,6 +2,9 @@
 #pragma once
 
 #include "uringcat/async_resolve.hpp"
+#include "uringcat/cancellation.hpp"
+#include "uringcat/connect_any.hpp"
+#include "uringcat/connect_options.hpp"
 #include "uringcat/endpoint.hpp"
 #include "uringcat/error.hpp"
 #include "uringcat/io_context.hpp"
@@ -14,3 +17,4 @@
 #include "uringcat/tcp_listener.hpp"
 #include "uringcat/timeout.hpp"
 #include "uringcat/when_all.hpp"
+#include "uringcat/when_any.hpp"

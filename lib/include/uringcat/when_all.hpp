@@ -8,6 +8,9 @@
 // control completes it, on the io_context's thread). If any task threw, the exception of
 // the first task to fail (in time) is rethrown, but only after every task has ended: no
 // task outlives the when_all. void tasks contribute std::monostate to the tuple form.
+//
+// Cancellation: the children listen to the token of the task that awaits the when_all, so
+// cancelling it cancels every child (when_all itself never cancels anything).
 #pragma once
 
 #include <coroutine>
@@ -20,16 +23,20 @@
 #include <variant>
 #include <vector>
 
+#include "uringcat/cancellation.hpp"
 #include "uringcat/task.hpp"
 
 namespace uringcat {
 namespace detail {
 
-/// Counts running children; the last to finish resumes the awaiting coroutine.
+/// Counts running children; the last to finish resumes the awaiting coroutine. For
+/// when_any, the first child to finish is the winner, and it requests `cancel_on_first`.
 struct when_all_latch {
   std::size_t remaining;
   std::coroutine_handle<> awaiting;
   std::exception_ptr first_error;
+  cancellation_source* cancel_on_first = nullptr;
+  std::size_t winner = static_cast<std::size_t>(-1);
 };
 
 /// A tiny eager-on-resume coroutine that awaits one child and then counts down the latch.
@@ -37,6 +44,11 @@ class when_all_driver {
  public:
   struct promise_type {
     when_all_latch* latch = nullptr;
+    std::size_t index = 0;
+    cancellation_token token_for_child;
+
+    /// The token the child task inherits (task.hpp's token_carrier).
+    cancellation_token token() const noexcept { return token_for_child; }
 
     when_all_driver get_return_object() noexcept {
       return when_all_driver{std::coroutine_handle<promise_type>::from_promise(*this)};
@@ -46,6 +58,11 @@ class when_all_driver {
       bool await_ready() const noexcept { return false; }
       std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
         when_all_latch* l = h.promise().latch;
+        if (l->winner == static_cast<std::size_t>(-1)) {
+          l->winner = h.promise().index;
+          // Only tells the other children's operations to end; nobody resumes in here.
+          if (l->cancel_on_first) l->cancel_on_first->request_cancellation();
+        }
         if (--l->remaining == 0) return l->awaiting;  // symmetric transfer to the parent
         return std::noop_coroutine();
       }
@@ -67,8 +84,10 @@ class when_all_driver {
     if (handle_) handle_.destroy();
   }
 
-  void start(when_all_latch& latch) noexcept {
+  void start(when_all_latch& latch, std::size_t index, cancellation_token token) noexcept {
     handle_.promise().latch = &latch;
+    handle_.promise().index = index;
+    handle_.promise().token_for_child = token;
     handle_.resume();
   }
 
@@ -82,8 +101,10 @@ when_all_driver drive_child(task<T>& child) {
   struct completion_awaiter {
     task<T>& t;
     bool await_ready() const noexcept { return t.done(); }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept {
+    std::coroutine_handle<> await_suspend(
+        std::coroutine_handle<when_all_driver::promise_type> h) noexcept {
       t.handle().promise().set_continuation(h);
+      t.handle().promise().inherit_token(h.promise().token());
       return t.handle();
     }
     void await_resume() const {
@@ -93,20 +114,32 @@ when_all_driver drive_child(task<T>& child) {
   co_await completion_awaiter{child};
 }
 
-/// Starts every driver, then suspends until the latch reaches zero.
+/// Starts every driver, then suspends until the latch reaches zero. The children listen to
+/// `token` when it is given, else to the awaiting task's token. With `stop_after_winner`
+/// (when_any), children after one that finished synchronously are not started at all.
 struct when_all_starter {
   std::vector<when_all_driver>& drivers;
   when_all_latch& latch;
+  const cancellation_token* token = nullptr;
+  bool stop_after_winner = false;
 
   bool await_ready() const noexcept { return drivers.empty(); }
-  bool await_suspend(std::coroutine_handle<> awaiting) noexcept {
+  template <class Promise>
+  bool await_suspend(std::coroutine_handle<Promise> awaiting) noexcept {
+    const cancellation_token t = token ? *token : token_of(awaiting);
     latch.awaiting = awaiting;
     latch.remaining = drivers.size() + 1;  // +1: ours, so no child resumes us while starting
-    for (auto& d : drivers) d.start(latch);
-    return --latch.remaining != 0;  // all finished synchronously: do not suspend
+    std::size_t started = 0;
+    for (auto& d : drivers) {
+      if (stop_after_winner && latch.winner != static_cast<std::size_t>(-1)) break;
+      d.start(latch, started++, t);
+    }
+    latch.remaining -= drivers.size() - started;  // never started: nothing to wait for
+    return --latch.remaining != 0;                // all finished synchronously: do not suspend
   }
   void await_resume() const {
-    if (latch.first_error) std::rethrow_exception(latch.first_error);
+    // when_any takes the winner's exception from its task instead, and drops the losers'.
+    if (latch.first_error && !stop_after_winner) std::rethrow_exception(latch.first_error);
   }
 };
 

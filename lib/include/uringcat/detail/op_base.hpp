@@ -53,11 +53,20 @@ struct op_base {
   /// ends; the CQE goes to a reactor-owned slot. Others always wait for their own CQE.
   bool detachable = false;
 
+  // Cancellation (cancellation.hpp). `cancellable`: the awaiter registered on a token while
+  // in flight, so the reactor keeps one CQ entry in reserve for the ASYNC_CANCEL it may need
+  // (`holds_cancel_reserve` while it does). `cancel_requested`: cancellation reached it; its
+  // result then reads operation_canceled unless its own completion got there first.
+  bool cancellable = false;
+  bool holds_cancel_reserve = false;
+  bool cancel_requested = false;
+
   // Reactor bookkeeping.
   std::size_t heap_index = no_index;  ///< position in the deadline heap
-  op_base* wait_prev = nullptr;       ///< queue of operations waiting for ring capacity
-  op_base* wait_next = nullptr;
+  op_base* wait_prev = nullptr;       ///< queue of operations waiting for ring capacity, or
+  op_base* wait_next = nullptr;       ///< the list of cancelled ones to report (`reported`)
   bool waiting = false;
+  bool reported = false;    ///< cancelled without a CQE to wait for: completes at the next turn
   op_slot* slot = nullptr;  ///< the slot routing this op's CQE (detachable ops in flight)
 };
 

@@ -1,6 +1,7 @@
 // tcp_client: connect by name, socket options, and descriptor ownership.
 #include "uringcat/tcp_client.hpp"
 
+#include "uringcat/async_resolve.hpp"
 #include "uringcat/connect_any.hpp"
 
 #include <netinet/in.h>
@@ -59,13 +60,21 @@ task<connect_report> tcp_client::connect_with_report(std::string host, std::uint
     report.error = std::make_error_code(std::errc::timed_out);
     co_return report;
   }
-  std::vector<endpoint> candidates = resolve(host, port, options.resolve, report.error);
-  if (report.error) co_return report;
-  if (until.expired()) {
-    report.error = std::make_error_code(std::errc::timed_out);
+  // On the ring (c-ares), under the same deadline as the attempts: a lookup slower than the
+  // deadline ends with timed_out at the deadline, and other operations run meanwhile.
+  // (Not a conditional expression: g++ 12 frees a temporary twice with a co_await in each
+  // arm of ?:.)
+  result<std::vector<endpoint>> candidates{std::vector<endpoint>{}};
+  if (options.name_resolver)
+    candidates =
+        co_await options.name_resolver->try_resolve(*io_, host, port, until, options.resolve);
+  else
+    candidates = co_await try_async_resolve(*io_, host, port, until, options.resolve);
+  if (!candidates) {
+    report.error = candidates.error();
     co_return report;
   }
-  co_return co_await connect_any(*this, std::move(candidates), until, std::move(options));
+  co_return co_await connect_any(*this, std::move(*candidates), until, std::move(options));
 }
 
 task<std::error_code> tcp_client::try_connect(std::string host, std::uint16_t port, timeout t,

@@ -21,6 +21,8 @@
 
 namespace uringcat {
 
+class resolver;  // async_resolve.hpp
+
 /// One connection attempt: to whom, how it ended (empty error: it connected), and when it
 /// started and ended (CLOCK_MONOTONIC). An attempt that lost the race to another one ends
 /// with std::errc::operation_canceled.
@@ -37,8 +39,13 @@ struct connect_options {
   /// address is tried too. The RFC recommends 250 ms (and at least 100 ms, at most 2 s);
   /// zero starts every attempt at once. A failed attempt starts the next one at once anyway.
   std::chrono::nanoseconds attempt_delay = std::chrono::milliseconds(250);
-  /// How the name is resolved (connect by name only).
+  /// How the name is resolved (connect by name only): which families, numeric only.
   resolve_options resolve{};
+  /// Who resolves it (connect by name only): the resolver's DNS servers and retry policy,
+  /// e.g. one configured once for many connects; null means a fresh lookup with the system's
+  /// configuration (/etc/resolv.conf, /etc/hosts), as async_resolve() does. Either way the
+  /// lookup runs on the ring (c-ares), never blocks it, and ends at the connect's deadline.
+  resolver* name_resolver = nullptr;
   /// Called (on the io_context's thread) as each attempt starts and as it ends, e.g. for a
   /// verbose log. `end` is unset in the first call. An exception thrown here ends the
   /// connect (after every attempt ended) and is rethrown to its caller.

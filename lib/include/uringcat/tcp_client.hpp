@@ -64,8 +64,9 @@ class tcp_client {
   /// connect_any.hpp): families interleaved, a new attempt every `attempt_delay` (250 ms by
   /// default) or as soon as the running ones failed, the first to connect wins, the others
   /// are cancelled and closed. One deadline covers resolution and every attempt.
-  /// Resolution uses getaddrinfo on this thread for now: it cannot be interrupted by the
-  /// deadline, which is checked as soon as it returns. connect() throws std::system_error
+  /// Resolution runs on the ring (async_resolve.hpp: c-ares, /etc/hosts and DNS; or
+  /// options.name_resolver), so a slow lookup never blocks the reactor and ends with
+  /// timed_out at the deadline. connect() throws std::system_error
   /// whose code() is the report's error and whose what() lists every attempt
   /// ("... [::1]:9999 refused; 127.0.0.1:9999 timed out").
   task<void> connect(std::string host, std::uint16_t port, timeout t = no_timeout,

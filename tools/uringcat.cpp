@@ -179,8 +179,9 @@ struct connect_outcome {
   std::string message;  // the one-line error, when error is set
 };
 
-// Resolves o.host (one deadline for resolution and every attempt) and connects `client`,
-// trying each address in turn until one connects. -v logs each attempt and its outcome.
+// Resolves o.host on the ring and connects `client` by Happy Eyeballs (RFC 8305: families
+// interleaved, a new attempt every 250 ms or as soon as one fails, the first to connect
+// wins), all under one deadline. -v logs each attempt as it starts and ends.
 task<connect_outcome> connect_host(tcp_client& client, const cli::options& o, const logger& log) {
   const deadline until(clock::now() + o.connect_timeout);
   const std::string target = host_port(o.host, o.port);
@@ -192,52 +193,51 @@ task<connect_outcome> connect_host(tcp_client& client, const cli::options& o, co
                                 "invalid source address '" + o.source + "'"};
     client.set_source(*src);
   }
-  const auto t0 = clock::now();
-  auto resolved = co_await try_async_resolve(client.context(), o.host, o.port, until,
-                                             {o.family, o.numeric_only});
-  if (!resolved && resolved.error() == std::errc::timed_out) {
-    co_return connect_outcome{resolved.error(), "connect to " + target + " timed out after " +
-                                                    cli::format_duration(o.connect_timeout) +
-                                                    " while resolving " + o.host};
+  connect_options options;
+  options.resolve = {o.family, o.numeric_only};
+  options.on_attempt_start = [&log](const connect_attempt& a) {
+    log.info("connecting to %s", a.peer.to_string().c_str());
+  };
+  options.on_attempt_end = [&log](const connect_attempt& a) {
+    const double ms = millis(a.end - a.start);
+    if (!a.error) return;  // the winner is logged below, with its source address
+    if (a.error == std::errc::operation_canceled)
+      log.info("connect to %s: abandoned after %.3f ms (another address connected)",
+               a.peer.to_string().c_str(), ms);
+    else
+      log.info("connect to %s: %s after %.3f ms", a.peer.to_string().c_str(),
+               describe(a.error).c_str(), ms);
+  };
+  const connect_report report =
+      co_await client.connect_with_report(o.host, o.port, until, std::move(options));
+  if (!report.error) {
+    const connect_attempt& won = report.attempts[*report.connected];
+    auto local = client.local_endpoint();
+    log.info("connected to %s from %s in %.3f ms", won.peer.to_string().c_str(),
+             local ? local->to_string().c_str() : "?", millis(won.end - won.start));
+    co_return connect_outcome{};
   }
-  if (!resolved && o.numeric_only)
-    co_return connect_outcome{
-        resolved.error(), "'" + o.host + "' is not a numeric address (-n never resolves names)"};
-  if (!resolved)
-    co_return connect_outcome{resolved.error(),
-                              "cannot resolve '" + o.host + "': " + resolved.error().message()};
-  const std::vector<endpoint> addresses = std::move(*resolved);
-  log.debug("resolved %s to %zu address%s in %.3f ms", o.host.c_str(), addresses.size(),
-            addresses.size() == 1 ? "" : "es", millis(clock::now() - t0));
-  std::error_code ec;
-  std::string attempts;
-  for (const endpoint& ep : addresses) {
-    const std::string text = ep.to_string();
-    log.info("connecting to %s", text.c_str());
-    const auto start = clock::now();
-    ec = co_await client.try_connect(ep, until);
-    if (!ec) {
-      auto local = client.local_endpoint();
-      log.info("connected to %s from %s in %.3f ms", text.c_str(),
-               local ? local->to_string().c_str() : "?", millis(clock::now() - start));
-      co_return connect_outcome{};
-    }
-    log.info("connect to %s: %s after %.3f ms", text.c_str(), describe(ec).c_str(),
-             millis(clock::now() - start));
-    attempts += (attempts.empty() ? "" : "; ") + text + " " + describe(ec);
-    if (ec == std::errc::timed_out) break;  // the one deadline is spent
-  }
+  const std::error_code ec = report.error;
+  const std::string timeout_text = cli::format_duration(o.connect_timeout);
   std::string message;
-  if (ec == std::errc::timed_out && addresses.size() == 1)
-    message = "connect to " + addresses[0].to_string() + " timed out after " +
-              cli::format_duration(o.connect_timeout);
-  else if (addresses.size() == 1)
-    message = "connect to " + addresses[0].to_string() + ": " + ec.message();
-  else if (ec == std::errc::timed_out)
-    message = "connect to " + target + " timed out after " +
-              cli::format_duration(o.connect_timeout) + ": " + attempts;
-  else
-    message = "connect to " + target + " failed: " + attempts;
+  if (report.attempts.empty()) {  // the name did not resolve, or not in time
+    if (ec == std::errc::timed_out)
+      message = "connect to " + target + " timed out after " + timeout_text + " while resolving " +
+                o.host;
+    else if (o.numeric_only)
+      message = "'" + o.host + "' is not a numeric address (-n never resolves names)";
+    else
+      message = "cannot resolve '" + o.host + "': " + ec.message();
+  } else if (report.attempts.size() == 1) {
+    const std::string peer = report.attempts[0].peer.to_string();
+    message = ec == std::errc::timed_out ? "connect to " + peer + " timed out after " + timeout_text
+                                         : "connect to " + peer + ": " + ec.message();
+  } else if (ec == std::errc::timed_out) {
+    message =
+        "connect to " + target + " timed out after " + timeout_text + ": " + report.describe();
+  } else {
+    message = "connect to " + target + " failed: " + report.describe();
+  }
   co_return connect_outcome{ec, message};
 }
 

@@ -78,6 +78,16 @@ TEST(CliDuration, DecimalFractionsAreExactNotFloatRounded) {
   EXPECT_EQ(duration_ok("1.0000000004"), 1s);
   EXPECT_EQ(duration_ok("0.3333333333333333333333333333"), 333'333'333ns);
   EXPECT_EQ(duration_ok("007"), 7s);
+  EXPECT_EQ(duration_ok("0.0000000005"), 1ns);  // exactly half: rounds up
+  EXPECT_NE(duration_error("0.00000000049999999999999999999999999").find("1 ns"),
+            std::string::npos);
+  // Found in review: digits past the 20th decided the rounding and were dropped. This is
+  // 0.5000000000000000000000000012 ns.
+  EXPECT_EQ(duration_ok("0.000000000000138888888888888888888889h"), 1ns);
+  EXPECT_EQ(duration_ok("0.0000000014999999999999999999999999"), 1ns);
+  EXPECT_EQ(duration_ok("1.5ns"), 2ns);
+  EXPECT_EQ(duration_ok("0.001us"), 1ns);
+  EXPECT_EQ(duration_ok("0.0166666666666666666667m"), 1s);
 }
 
 TEST(CliDuration, AcceptsUpToOneHundredYearsAndNoMore) {

@@ -55,56 +55,57 @@ constexpr unit units[] = {
 std::variant<std::chrono::nanoseconds, parse_error> parse_duration(std::string_view text) {
   const std::string what = "invalid duration " + quoted(text);
   if (text.empty()) return error("empty duration");
-  std::size_t i = 0;
-  // Integer part, then an optional fraction. Past 10^21 the integer part is past max_duration
-  // whatever the unit (100 years is 3.2 * 10^18 ns); past 20 digits a fraction is finer than
-  // a nanosecond whatever the unit.
-  u128 int_part = 0;
-  bool int_too_long = false;
-  std::size_t int_digits = 0;
-  for (; i < text.size() && is_digit(text[i]); ++i, ++int_digits) {
-    if (int_part > u128(1'000'000'000'000'000'000ULL) * 1000)  // 10^21: past any limit
-      int_too_long = true;
-    else
-      int_part = int_part * 10 + static_cast<unsigned>(text[i] - '0');
-  }
-  u128 frac = 0, frac_scale = 1;
-  std::size_t frac_digits = 0;
-  if (i < text.size() && text[i] == '.') {
-    ++i;
-    for (; i < text.size() && is_digit(text[i]); ++i, ++frac_digits) {
-      if (frac_digits < 20) {
-        frac = frac * 10 + static_cast<unsigned>(text[i] - '0');
-        frac_scale *= 10;
-      }
-    }
-  }
-  if (int_digits == 0 && frac_digits == 0) {
+  // The number as decimal digits (integer part, then fraction) and where its point is.
+  std::string digits;
+  std::size_t i = 0, int_digits = 0;
+  for (; i < text.size() && is_digit(text[i]); ++i, ++int_digits) digits += text[i];
+  if (i < text.size() && text[i] == '.')
+    for (++i; i < text.size() && is_digit(text[i]); ++i) digits += text[i];
+  if (digits.empty()) {
     if (text[0] == '-') return error(what + ": must be positive");
     return error(what + ": expected a number such as 3.5, 350ms or 2m");
   }
   const std::string_view suffix = text.substr(i);
-  std::int64_t unit_ns = 1'000'000'000;  // plain numbers are seconds, as in ncat
+  const unit* u = &units[3];  // plain numbers are seconds, as in ncat
   if (!suffix.empty()) {
-    bool known = false;
-    for (const unit& u : units) {
-      if (suffix == u.suffix) {
-        unit_ns = u.ns;
-        known = true;
-      }
-    }
-    if (!known)
+    u = nullptr;
+    for (const unit& candidate : units)
+      if (suffix == candidate.suffix) u = &candidate;
+    if (!u)
       return error(what + ": unknown unit " + quoted(suffix) + " (use ns, us, ms, s, m or h)");
   }
+  // Exact: the unit in nanoseconds is m * 10^e with m in {1, 6, 36}, so the value in
+  // nanoseconds is the digits times m (decimal long multiplication) with the point moved e
+  // places right. Then round half up on the first digit past the point: no float, no
+  // truncated fraction, so "0.1" is 100,000,000 ns and a value a hair over half a
+  // nanosecond rounds up, however many digits it takes to say so.
+  std::int64_t m = u->ns;
+  std::size_t e = 0;
+  while (m % 10 == 0) m /= 10, ++e;
+  std::string product(digits.size() + 2, '0');  // m <= 36 adds at most 2 digits
+  int carry = 0;
+  for (std::size_t k = digits.size(), out = product.size(); k-- > 0;) {
+    const int d = (digits[k] - '0') * static_cast<int>(m) + carry;
+    product[--out] = static_cast<char>('0' + d % 10);
+    carry = d / 10;
+  }
+  product[1] = static_cast<char>(product[1] + carry % 10);
+  product[0] = static_cast<char>(product[0] + carry / 10);
+  const std::size_t point = int_digits + 2 + e;  // in `product`, after the shift
   const auto limit = static_cast<u128>(max_duration.count());
-  if (int_too_long || int_part * static_cast<u128>(unit_ns) > limit)
-    return error(what + ": longer than the limit of 100 years");
-  // Round the fraction to the nearest nanosecond.
-  const u128 frac_ns = (frac * static_cast<u128>(unit_ns) * 2 + frac_scale) / (frac_scale * 2);
-  const u128 total = int_part * static_cast<u128>(unit_ns) + frac_ns;
+  u128 total = 0;
+  bool too_long = false;
+  for (std::size_t k = 0; k < point && !too_long; ++k) {
+    total = total * 10 + (k < product.size() ? static_cast<unsigned>(product[k] - '0') : 0u);
+    too_long = total > limit;
+  }
+  if (too_long) return error(what + ": longer than the limit of 100 years");
+  const bool any_fraction =
+      product.find_first_not_of('0', std::min(point, product.size())) != std::string::npos;
+  if (point < product.size() && product[point] >= '5') ++total;  // round half up
   if (total > limit) return error(what + ": longer than the limit of 100 years");
   if (total == 0) {
-    if (int_part == 0 && frac == 0) return error(what + ": must be greater than zero");
+    if (!any_fraction) return error(what + ": must be greater than zero");
     return error(what + ": shorter than 1 ns");
   }
   return std::chrono::nanoseconds(static_cast<std::int64_t>(total));

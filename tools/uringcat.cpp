@@ -2,7 +2,10 @@
 // manual; tools/cli.hpp parses the command line. Everything runs on one ring and one thread:
 // each direction of a connection is a coroutine (stdin -> socket, socket -> stdout), and the
 // process waits for whichever ends the session first.
+#include <dirent.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -26,6 +29,7 @@ using namespace std::chrono_literals;
 namespace cli = uringcat::cli;
 
 constexpr std::size_t buffer_size = 256 * 1024;  // per direction; see bench/README.md
+constexpr unsigned scan_cq_entries = 65536;      // the kernel's largest CQ (IORING_MAX_CQ_ENTRIES)
 
 double seconds(clock::duration d) {
   return std::chrono::duration<double>(d).count();
@@ -266,14 +270,20 @@ struct session {
   outcome done;
 
   void touch() noexcept { last_activity = clock::now(); }
-  timeout idle_deadline() const noexcept {
-    if (!o.idle_timeout) return no_timeout;
+  // The deadline of the next wait: the idle timeout after the last traffic (unset without -i).
+  deadline idle_due() const noexcept {
+    if (!o.idle_timeout) return deadline{};
     return deadline(last_activity + *o.idle_timeout);
   }
-  // After a timed-out wait: true (and the session ends) when nothing moved either way for
-  // the whole idle timeout; false when the other direction had traffic meanwhile.
+  // Whether a wait ended because its idle deadline passed. A timed_out before the deadline
+  // is the kernel's own ETIMEDOUT (the peer stopped acknowledging): an I/O error instead.
+  static bool waited_out(std::error_code ec, deadline due) noexcept {
+    return ec == std::errc::timed_out && due.is_set() && due.expired();
+  }
+  // After a wait that waited out its deadline: true (and the session ends) when nothing moved
+  // either way for the whole idle timeout; false when the other direction had traffic.
   bool idle_expired() {
-    if (clock::now() - last_activity < *o.idle_timeout) return false;
+    if (!o.idle_timeout || clock::now() - last_activity < *o.idle_timeout) return false;
     log.error("idle timeout: no traffic for %s on %s",
               cli::format_duration(*o.idle_timeout).c_str(), peer.c_str());
     done.set(cli::exit_idle);
@@ -295,15 +305,37 @@ void drain_unread(const tcp_client& sock) noexcept {
   }
 }
 
+// --send-only, at the end of stdin: waits until the peer has acknowledged every byte sent (or
+// closed its side), reading and dropping what it sends meanwhile, before the session ends
+// and the socket is closed. Closing earlier, with data still in flight, risks a reset that
+// drops it: the peer's next bytes reaching a closed socket make the kernel answer RST, and
+// an RST discards what the peer has not read yet. Bounded by the idle timeout, if any.
+task<void> linger_until_acknowledged(session& s) {
+  auto wait = std::chrono::microseconds(100);
+  for (;;) {
+    drain_unread(s.sock);
+    int unacknowledged = 0;
+    if (s.output_done || !s.sock.is_open() ||
+        ::ioctl(s.sock.native_handle(), SIOCOUTQ, &unacknowledged) != 0 || unacknowledged == 0)
+      break;
+    if (s.idle_expired()) co_return;
+    (void)co_await s.io.try_sleep_for(wait);
+    if (s.done.is_set()) co_return;
+    wait = std::min<std::chrono::microseconds>(wait * 2, std::chrono::milliseconds(10));
+  }
+  drain_unread(s.sock);
+}
+
 // stdin -> socket. At the end of stdin: half-close (unless --no-shutdown).
 task<void> copy_stdin_to_socket(session& s) {
   std::vector<std::byte> buffer(buffer_size);
   stream_descriptor in(s.io, ::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3));
   while (in.is_open()) {  // (a closed stdin reads as empty, as in ncat)
     const auto start = clock::now();
-    auto n = co_await in.try_read_some(buffer, s.idle_deadline());
+    const deadline due = s.idle_due();
+    auto n = co_await in.try_read_some(buffer, due);
     if (s.done.is_set()) co_return;
-    if (!n && n.error() == std::errc::timed_out) {
+    if (!n && session::waited_out(n.error(), due)) {
       if (s.idle_expired()) co_return;
       continue;
     }
@@ -319,13 +351,14 @@ task<void> copy_stdin_to_socket(session& s) {
     for (std::size_t offset = 0; offset < *n;) {
       // A send that takes nothing for the idle timeout ends the session, unless the peer
       // sent us something meanwhile (traffic either way counts): then the rest goes on.
-      const auto r = co_await s.sock.try_send_all(std::span(buffer).subspan(offset, *n - offset),
-                                                  s.idle_deadline());
+      const deadline due = s.idle_due();
+      const auto r =
+          co_await s.sock.try_send_all(std::span(buffer).subspan(offset, *n - offset), due);
       if (s.done.is_set()) co_return;
       s.sent += r.bytes;
       offset += r.bytes;
       if (r.bytes > 0) s.touch();
-      if (r.error == std::errc::timed_out) {
+      if (session::waited_out(r.error, due)) {
         if (s.idle_expired()) co_return;
         continue;
       }
@@ -349,7 +382,8 @@ task<void> copy_stdin_to_socket(session& s) {
       co_return;
     }
   }
-  if (s.o.send_only) drain_unread(s.sock);
+  if (s.o.send_only) co_await linger_until_acknowledged(s);
+  if (s.done.is_set()) co_return;
   s.input_done = true;
   s.direction_ended();
 }
@@ -362,10 +396,11 @@ task<void> copy_socket_to_stdout(session& s) {
   if (!s.o.send_only) out.emplace(s.io, ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3));
   for (;;) {
     const auto start = clock::now();
-    auto n = co_await s.sock.try_recv(buffer, s.idle_deadline());
+    const deadline due = s.idle_due();
+    auto n = co_await s.sock.try_recv(buffer, due);
     if (s.done.is_set()) co_return;
     if (!n) {
-      if (n.error() == std::errc::timed_out) {
+      if (session::waited_out(n.error(), due)) {
         if (s.idle_expired()) co_return;
         continue;
       }
@@ -478,7 +513,8 @@ task<int> run_listen_once(session& s) {
 }
 
 // -k: every client's data goes to stdout (whole chunks, never interleaved), and stdin is
-// broadcast to every client connected when it arrives.
+// broadcast to every client connected when it arrives; at its end every client, and every
+// later one, is half-closed (as ncat -k does), unless --no-shutdown. A closed stdout ends it.
 struct hub {
   hub(io_context& io, const cli::options& o, const logger& log) : io(io), o(o), log(log) {}
 
@@ -490,6 +526,9 @@ struct hub {
       if (!o.idle_timeout) return no_timeout;
       return deadline(last_activity + *o.idle_timeout);
     }
+    bool idle(const cli::options& o) const noexcept {
+      return o.idle_timeout && clock::now() - last_activity >= *o.idle_timeout;
+    }
     void close() noexcept {
       // Wakes a broadcast blocked on this client as well as its own receive.
       if (sock.is_open()) ::shutdown(sock.native_handle(), SHUT_RDWR);
@@ -500,16 +539,28 @@ struct hub {
   io_context& io;
   const cli::options& o;
   const logger& log;
+  tcp_listener* listener = nullptr;
   std::vector<std::shared_ptr<client>> clients;
   async_mutex stdout_lock;
   std::optional<stream_descriptor> out;
-  std::uint64_t served = 0;
-
-  outcome client_left;  // set when a client leaves; the acceptor waits on it when out of fds
+  bool input_ended = false;
+  std::optional<int> stopped;  // the exit status, once the server must end
+  outcome client_left;         // the acceptor waits on it when out of descriptors
 
   void remove(const std::shared_ptr<client>& c) {
     if (std::erase(clients, c) == 0) return;
     c->close();
+    client_left.set(0);
+  }
+  void half_close(client& c) const noexcept {
+    if (!o.no_shutdown && c.sock.is_open()) ::shutdown(c.sock.native_handle(), SHUT_WR);
+  }
+  // Ends the server: the pending accept ends with operation_canceled, and the acceptor
+  // returns `status`.
+  void stop(int status) {
+    if (stopped) return;
+    stopped = status;
+    if (listener) listener->close();
     client_left.set(0);
   }
 };
@@ -520,10 +571,11 @@ task<void> serve_client(hub& h, std::shared_ptr<hub::client> c) {
   for (;;) {
     auto n = co_await c->sock.try_recv(buffer, c->idle_deadline(h.o));
     if (!n) {
-      if (n.error() == std::errc::timed_out) {
-        if (clock::now() - c->last_activity < *h.o.idle_timeout) continue;
+      if (n.error() == std::errc::timed_out && c->idle(h.o)) {
         h.log.info("idle timeout: no traffic for %s with %s, closing it",
                    cli::format_duration(*h.o.idle_timeout).c_str(), c->peer.c_str());
+      } else if (n.error() == std::errc::timed_out && h.o.idle_timeout) {
+        continue;  // a broadcast to it moved data meanwhile
       } else if (n.error() != std::errc::operation_canceled) {
         h.log.info("receive from %s: %s", c->peer.c_str(), n.error().message().c_str());
       }
@@ -532,11 +584,18 @@ task<void> serve_client(hub& h, std::shared_ptr<hub::client> c) {
     if (*n == 0) break;
     received += *n;
     c->last_activity = clock::now();
+    if (h.o.send_only) continue;  // read (for -i, and so that closing never resets) and drop
     co_await h.stdout_lock.lock();
     const auto r = co_await h.out->try_write_all(std::span<const std::byte>(buffer).first(*n));
     h.stdout_lock.unlock();
+    if (r.error == std::errc::broken_pipe) {  // `uringcat -lk ... | head`: the reader has gone
+      h.log.info("stdout closed by its reader");
+      h.stop(cli::exit_ok);
+      break;
+    }
     if (r.error) {
       h.log.error("write to stdout: %s", r.error.message().c_str());
+      h.stop(cli::exit_error);
       break;
     }
   }
@@ -547,9 +606,13 @@ task<void> serve_client(hub& h, std::shared_ptr<hub::client> c) {
 
 task<void> send_to_client(hub& h, std::shared_ptr<hub::client> c,
                           std::span<const std::byte> bytes) {
-  const auto r = co_await c->sock.try_send_all(bytes, c->idle_deadline(h.o));
-  if (r.error) {
-    if (r.error == std::errc::timed_out)
+  for (;;) {
+    const auto r = co_await c->sock.try_send_all(bytes, c->idle_deadline(h.o));
+    bytes = bytes.subspan(r.bytes);
+    if (r.bytes > 0) c->last_activity = clock::now();
+    if (!r.error) co_return;
+    if (r.error == std::errc::timed_out && h.o.idle_timeout && !c->idle(h.o)) continue;
+    if (r.error == std::errc::timed_out && h.o.idle_timeout)
       h.log.info("idle timeout: %s took no data for %s, closing it", c->peer.c_str(),
                  cli::format_duration(*h.o.idle_timeout).c_str());
     else if (r.error != std::errc::operation_canceled && r.error != std::errc::bad_file_descriptor)
@@ -557,30 +620,38 @@ task<void> send_to_client(hub& h, std::shared_ptr<hub::client> c,
     h.remove(c);
     co_return;
   }
-  c->last_activity = clock::now();
 }
 
 task<void> broadcast_stdin(hub& h) {
   std::vector<std::byte> buffer(64 * 1024);
   stream_descriptor in(h.io, ::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3));
-  while (in.is_open()) {
+  while (in.is_open() && !h.stopped) {
     auto n = co_await in.try_read_some(buffer);
+    if (!n) h.log.error("read from stdin: %s", n.error().message().c_str());
     if (!n || *n == 0) break;
     std::vector<task<void>> sends;
     for (const auto& c : h.clients)
       sends.push_back(send_to_client(h, c, std::span(buffer).first(*n)));
     co_await when_all(std::move(sends));
   }
+  if (h.stopped) co_return;
   h.log.debug("end of stdin; still serving clients");
+  h.input_ended = true;
+  for (const auto& c : h.clients) h.half_close(*c);
 }
 
 task<int> run_listen_many(hub& h) {
   auto listener = open_listener(h.io, h.o, h.log);
   if (!listener) co_return cli::exit_error;
+  h.listener = &*listener;
   h.out.emplace(h.io, ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3));
-  if (!h.o.recv_only) h.io.spawn(broadcast_stdin(h));
+  if (h.o.recv_only)
+    h.input_ended = true;
+  else
+    h.io.spawn(broadcast_stdin(h));
   for (;;) {
     auto peer = co_await listener->try_accept();
+    if (h.stopped) co_return *h.stopped;
     if (!peer) {
       // Out of descriptors: keep serving the clients we have, and accept again when one
       // leaves (the pending connections wait in the backlog meanwhile).
@@ -592,17 +663,17 @@ task<int> run_listen_many(hub& h) {
       }
       h.log.info("accept: %s; waiting for one of %zu clients to leave",
                  peer.error().message().c_str(), h.clients.size());
+      h.client_left = {};  // (a client that left before now made no room for this accept)
       co_await h.client_left.wait();
-      h.client_left = {};
+      if (h.stopped) co_return *h.stopped;
       continue;
     }
     auto c = std::make_shared<hub::client>();
     c->sock = std::move(*peer);
     if (auto remote = c->sock.remote_endpoint()) c->peer = remote->to_string();
-    ++h.served;
     h.log.info("connection from %s (%zu connected)", c->peer.c_str(), h.clients.size() + 1);
     h.clients.push_back(c);
-    if (h.o.send_only) continue;  // nothing to read from them
+    if (h.input_ended) h.half_close(*c);
     h.io.spawn(serve_client(h, std::move(c)));
   }
 }
@@ -611,29 +682,71 @@ task<int> run_listen_many(hub& h) {
 
 enum class port_state : unsigned char { pending, open, refused, timed_out, failed };
 
+struct scan {
+  scan(const endpoint& target, const cli::options& o) : target(target), o(o) {}
+  const endpoint& target;
+  const cli::options& o;
+  std::optional<endpoint> source;
+  std::vector<port_state> states;
+  std::vector<clock::duration> took;
+  std::vector<std::error_code> errors;
+  std::size_t next = 0;
+  std::vector<std::size_t> retry;  // ports a probe could not start for want of a descriptor
+  std::size_t running = 0;         // probes running
+
+  bool take(std::size_t& i) {
+    if (!retry.empty()) {
+      i = retry.back();
+      retry.pop_back();
+      return true;
+    }
+    if (next >= states.size()) return false;
+    i = next++;
+    return true;
+  }
+};
+
 // One of the probes running at once: takes the next port until none is left. What it finds
 // is recorded, and logged only when every port is done: 10,000 results arrive in the same
 // millisecond, and a write(2) each would make the later ones late.
-task<void> probe_ports(io_context& io, const endpoint& target, const cli::options& o,
-                       std::vector<port_state>& states, std::vector<clock::duration>& took,
-                       std::vector<std::error_code>& errors, std::size_t& next) {
+task<void> probe_ports(io_context& io, scan& sc) {
   tcp_client client(io);
-  while (next < states.size()) {
-    const std::size_t i = next++;
-    const endpoint probe = target.with_port(static_cast<std::uint16_t>(o.port + i));
+  if (sc.source) client.set_source(*sc.source);
+  std::size_t i = 0;
+  while (sc.take(i)) {
+    const endpoint probe = sc.target.with_port(static_cast<std::uint16_t>(sc.o.port + i));
     const auto start = clock::now();
-    const auto ec = co_await client.try_connect(probe, o.connect_timeout);
-    took[i] = clock::now() - start;
+    const auto ec = co_await client.try_connect(probe, sc.o.connect_timeout);
     client.close_now();
-    errors[i] = ec;
-    states[i] = !ec                                   ? port_state::open
-                : ec == std::errc::connection_refused ? port_state::refused
-                : ec == std::errc::timed_out          ? port_state::timed_out
-                                                      : port_state::failed;
+    if ((ec == std::errc::too_many_files_open || ec == std::errc::too_many_files_open_in_system) &&
+        sc.running > 1) {
+      // No descriptor for this probe: another probe will take the port when it is done,
+      // and this one stops, so that the scan runs as wide as descriptors allow.
+      sc.retry.push_back(i);
+      break;
+    }
+    sc.took[i] = clock::now() - start;
+    sc.errors[i] = ec;
+    sc.states[i] = !ec                                   ? port_state::open
+                   : ec == std::errc::connection_refused ? port_state::refused
+                   : ec == std::errc::timed_out          ? port_state::timed_out
+                                                         : port_state::failed;
   }
+  --sc.running;
+}
+
+std::size_t open_descriptors() noexcept {
+  std::size_t n = 0;
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    while (const dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') ++n;
+    ::closedir(d);
+  }
+  return n;
 }
 
 task<int> run_scan(io_context& io, const cli::options& o, const logger& log) {
+  // -z probes the first address of the name (of the -4 / -6 family, if given), as ncat.
   auto addresses =
       co_await try_async_resolve(io, o.host, o.port, o.connect_timeout, {o.family, o.numeric_only});
   if (!addresses) {
@@ -641,38 +754,50 @@ task<int> run_scan(io_context& io, const cli::options& o, const logger& log) {
     co_return addresses.error() == std::errc::timed_out ? cli::exit_timed_out : cli::exit_error;
   }
   const endpoint target = addresses->front();
-  std::vector<port_state> states(std::size_t(o.port_last) - o.port + 1, port_state::pending);
-  // As many probes at once as descriptors allow (each holds one while it waits).
+  const std::size_t ports = std::size_t(o.port_last) - o.port + 1;
+  scan sc{target, o};
+  sc.states.assign(ports, port_state::pending);
+  sc.took.resize(ports);
+  sc.errors.resize(ports);
+  if (!o.source.empty()) {
+    sc.source = endpoint::from_ip(o.source, 0);
+    if (!sc.source) {
+      log.error("invalid source address '%s'", o.source.c_str());
+      co_return cli::exit_error;
+    }
+  }
+  // As many probes at once as free descriptors allow (each holds one while it waits), and
+  // no more than the ring carries at once (a timed connect needs 2 CQEs): a probe queued for
+  // ring room would spend its timeout before its SYN leaves.
   rlimit lim{};
   ::getrlimit(RLIMIT_NOFILE, &lim);
-  const std::size_t budget = lim.rlim_cur > 128 ? lim.rlim_cur - 64 : 64;
-  const std::size_t workers = std::min(states.size(), budget);
-  log.info("probing %zu port%s of %s, %zu at a time, connect timeout %s", states.size(),
-           states.size() == 1 ? "" : "s", target.to_string().c_str(), workers,
+  const std::size_t used = open_descriptors() + 8;  // (+ the ring's and c-ares's spares)
+  const std::size_t free_fds = lim.rlim_cur > used ? lim.rlim_cur - used : 1;
+  const std::size_t workers =
+      std::max<std::size_t>(1, std::min<std::size_t>({ports, free_fds, scan_cq_entries / 2 - 64}));
+  log.info("probing %zu port%s of %s, %zu at a time, connect timeout %s", ports,
+           ports == 1 ? "" : "s", target.to_string().c_str(), workers,
            cli::format_duration(o.connect_timeout).c_str());
-  std::vector<clock::duration> took(states.size());
-  std::vector<std::error_code> errors(states.size());
-  std::size_t next = 0;
   std::vector<task<void>> probes;
   probes.reserve(workers);
-  for (std::size_t w = 0; w < workers; ++w)
-    probes.push_back(probe_ports(io, target, o, states, took, errors, next));
+  sc.running = workers;
+  for (std::size_t w = 0; w < workers; ++w) probes.push_back(probe_ports(io, sc));
   const auto start = clock::now();
   co_await when_all(std::move(probes));
   bool any_open = false;
   const std::string address = target.address_string();
   std::size_t counts[5] = {};
-  for (std::size_t i = 0; i < states.size(); ++i) {
+  for (std::size_t i = 0; i < ports; ++i) {
     const auto port = static_cast<unsigned>(o.port + i);
-    ++counts[static_cast<int>(states[i])];
-    if (states[i] == port_state::open) {
+    ++counts[static_cast<int>(sc.states[i])];
+    if (sc.states[i] == port_state::open) {
       any_open = true;
       std::printf("%s %u open\n", address.c_str(), port);
     }
-    const std::string what = states[i] == port_state::open ? "open" : describe(errors[i]);
+    const std::string what = sc.states[i] == port_state::open ? "open" : describe(sc.errors[i]);
     if (log.debugging())
-      log.debug("%s %u %s after %.3f ms", address.c_str(), port, what.c_str(), millis(took[i]));
-    else if (states[i] != port_state::open)
+      log.debug("%s %u %s after %.3f ms", address.c_str(), port, what.c_str(), millis(sc.took[i]));
+    else if (sc.states[i] != port_state::open)
       log.info("%s %u %s", address.c_str(), port, what.c_str());
   }
   std::fflush(stdout);
@@ -693,6 +818,17 @@ void raise_descriptor_limit() noexcept {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A closed stdin, stdout or stderr reads as empty / discards, as /dev/null would: otherwise
+  // the ring or a socket would take its number and be read or written as if it were one.
+  for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; ++fd) {
+    if (::fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+      const int null = ::open("/dev/null", fd == STDIN_FILENO ? O_RDONLY : O_WRONLY);
+      if (null >= 0 && null != fd) {  // (lower numbers are open, so it landed on fd)
+        ::dup2(null, fd);
+        ::close(null);
+      }
+    }
+  }
   std::vector<std::string_view> args(argv + 1, argv + argc);
   auto parsed = cli::parse_args(args);
   if (auto* e = std::get_if<cli::parse_error>(&parsed)) {
@@ -717,6 +853,7 @@ int main(int argc, char** argv) {
     // One connection needs a handful of CQEs; a small ring is set up faster (its memory is
     // populated at once). -z and -k keep the default, sized for tens of thousands.
     io_context_options ring;
+    if (o.run_mode == cli::mode::scan) ring.cq_entries = scan_cq_entries;
     if (o.run_mode != cli::mode::scan && !o.keep_open) ring.cq_entries = ring.sq_entries = 64;
     io.emplace(ring);
   } catch (const std::system_error& e) {

@@ -40,6 +40,10 @@ What each test proves (class.test):
      closed (EOF) after >= 0.5 s idle, the listener keeps running and serves a later client;
      SIGTERM stops it.
    KeepOpen.test_broadcasts_stdin_lines_to_every_client   `-lk`: a stdin line reaches every client.
+   ReviewFixes.*: closed stdin/stdout act as /dev/null (the socket used to become "stdout");
+     --send-only delivers all of 20 MB to an echoing peer (a reset used to drop 4 MB); -k
+     half-closes clients at the end of stdin, ends when stdout is closed, and closes idle
+     --send-only clients; -z finds the open port with 40 descriptors and uses -s.
    KeepOpen.test_out_of_descriptors_keeps_serving_and_accepts_when_a_client_leaves
      RLIMIT_NOFILE 12 and 8 clients: EMFILE is logged, the connected clients are served, and the
      waiting ones are accepted as others leave (issue 5: descriptor exhaustion).
@@ -89,6 +93,7 @@ import hashlib
 import os
 import random
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -447,6 +452,14 @@ class CliTest(unittest.TestCase):
         if pattern is not None:
             self.assertRegex(err, pattern, f"stderr line{ctx}")
 
+    def skip_if_sanitized(self):
+        """For tests that exhaust descriptors: the sanitizers' runtime tests memory through a
+        pipe it opens on the spot, and with no descriptor left UBSan reports a false "invalid
+        vptr". The unsanitized builds run these tests."""
+        with open(BIN, "rb") as f:
+            if b"__asan_init" in f.read():
+                self.skipTest("a sanitized build needs free descriptors of its own")
+
     def bound_closed_port(self, host=V4):
         """A port bound (so nobody else takes it) but not listening: connects are refused."""
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -767,11 +780,7 @@ class KeepOpen(CliTest):
     def test_out_of_descriptors_keeps_serving_and_accepts_when_a_client_leaves(self):
         # A descriptor limit of 12 leaves room for 5 clients; the 6th to 8th wait in the
         # backlog (uringcat logs EMFILE and keeps going) and are served as others leave.
-        with open(BIN, "rb") as f:
-            if b"__asan_init" in f.read():
-                # The sanitizers' runtime tests memory through a pipe it opens on the spot;
-                # with no descriptor left, UBSan reports a false "invalid vptr".
-                self.skipTest("a sanitized build needs free descriptors of its own")
+        self.skip_if_sanitized()
 
         def limit():
             import resource
@@ -1169,6 +1178,99 @@ class Options(CliTest):
 
 
 @unittest.skipUnless(ipv6_available(), "::1 is not available")
+class ReviewFixes(CliTest):
+    """Defects a review found in the tool, each with the test that would have caught it."""
+
+    def test_closed_stdin_and_stdout_act_as_dev_null(self):
+        # With fds 0 and 1 closed, the ring and the socket used to take their numbers: the
+        # "stdout" was the socket, and the server got its own bytes back.
+        def handler(conn, server, peer):
+            conn.sendall(b"secret\n")
+            conn.shutdown(socket.SHUT_WR)
+            server.add_result(recv_all(conn))
+
+        srv = self.server(handler)
+        run = subprocess.run(f"exec {shlex.quote(BIN)} --recv-only {V4} {srv.port} <&- >&-",
+                             shell=True, capture_output=True, timeout=RUN_TIMEOUT)
+        self.assertEqual(run.returncode, 0, run)
+        self.assertEqual(srv.wait_results(1, 5), [b""])
+
+    def test_send_only_delivers_everything_to_a_peer_that_echoes(self):
+        # --send-only used to close while its data was still in flight, and the echoed bytes
+        # arriving at the closed socket made the kernel reset it: the server got 16 of 20 MB.
+        payload = os.urandom(20 << 20)
+
+        def handler(conn, server, peer):
+            n = 0
+            while True:
+                data = conn.recv(1 << 16)
+                if not data:
+                    break
+                n += len(data)
+                try:
+                    conn.sendall(data)
+                except OSError:
+                    break
+            server.add_result(n)
+
+        srv = self.server(handler)
+        with tempfile.TemporaryFile() as f:
+            f.write(payload)
+            f.seek(0)
+            r = self.run_tool(["--send-only", V4, str(srv.port)], stdin=f, input=None)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(srv.wait_results(1, 10), [len(payload)])
+
+    def test_keep_open_half_closes_clients_at_the_end_of_stdin(self):
+        lst, port = self.start_listener(["-k"], stdin=subprocess.DEVNULL)
+        c = socket.create_connection((V4, port), timeout=3)
+        self.addCleanup(c.close)
+        self.assertEqual(c.recv(10), b"")  # EOF at once, as with ncat -k
+
+    def test_keep_open_ends_when_stdout_is_closed(self):
+        lst, port = self.start_listener(["-k"], stdin=subprocess.DEVNULL)
+        lst.stdout.close()  # the reader of our stdout has gone (`uringcat -lk ... | head`)
+        c = socket.create_connection((V4, port), timeout=3)
+        c.sendall(b"x" * 100000)
+        c.close()
+        r = self.finish(lst, timeout=5)
+        self.assertEqual(r.rc, 0, r)
+
+    def test_keep_open_send_only_closes_idle_clients(self):
+        lst, port = self.start_listener(["-k", "--send-only", "-i", "0.5"])
+        c = socket.create_connection((V4, port), timeout=3)
+        self.addCleanup(c.close)
+        start = time.monotonic()
+        self.assertEqual(c.recv(10), b"")
+        self.assertGreaterEqual(time.monotonic() - start, 0.45)
+
+    def test_scan_with_few_descriptors_still_finds_the_open_port(self):
+        # Probes that found no descriptor used to be reported "failed", dropping open ports.
+        srv = self.server(lambda conn, server, peer: None)
+        lo = max(1, srv.port - 50)
+        hi = min(65535, lo + 100)
+
+        def limit():
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+
+        self.skip_if_sanitized()
+        start = time.monotonic()
+        p = self.spawn([BIN, "-z", "-w", "2", V4, f"{lo}-{hi}"], preexec_fn=limit)
+        r = self.finish(p, start=start)
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn(f"{V4} {srv.port} open\n".encode(), r.out)
+
+    def test_scan_uses_the_source_address(self):
+        def handler(conn, server, peer):
+            server.add_result(peer[0])
+
+        srv = self.server(handler)
+        r = self.run_tool(["-z", "-s", "127.0.0.2", V4, str(srv.port)])
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(srv.wait_results(1, 5), ["127.0.0.2"])
+
+
 class IPv6(CliTest):
     def test_connect_to_ipv6_loopback(self):
         srv = self.server(echo_handler, host=V6)

@@ -70,6 +70,10 @@ class stream_op final : public operation<stream_op<Throws, Write, All>> {
       eof_ = All;  // the stream ended before the buffer was full
       return false;
     }
+    if (res == 0 && All) {  // a write that took nothing would be retried forever
+      this->res_ = -EIO;
+      return false;
+    }
     done_ += static_cast<std::size_t>(res);
     this->res_ = 0;
     if (!All || done_ == bytes_.size()) return false;

@@ -1,7 +1,7 @@
 // uringcat: a netcat on io_uring, built on the uringcat library. tools/uringcat.1 is the
 // manual; tools/cli.hpp parses the command line. Everything runs on one ring and one thread:
 // each direction of a connection is a coroutine (stdin -> socket, socket -> stdout), and the
-// process waits for whichever ends the session first.
+// session ends when both have ended (as in ncat), or at once on an error or the idle timeout.
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdarg>
 #include <cstdio>

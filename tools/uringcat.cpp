@@ -298,27 +298,45 @@ struct session {
 // Reads and discards what the peer has already sent, without waiting: closing a socket with
 // unread data makes the kernel send a reset, which would throw away what we sent and the
 // peer has not received yet.
-void drain_unread(const tcp_client& sock) noexcept {
+// Returns how many bytes it dropped.
+std::size_t drain_unread(const tcp_client& sock) noexcept {
   std::byte sink[16384];
+  std::size_t dropped = 0;
   for (int i = 0; i < 4096 && sock.is_open(); ++i) {
     const ssize_t n = ::recv(sock.native_handle(), sink, sizeof sink, MSG_DONTWAIT);
     if (n <= 0) break;
+    dropped += static_cast<std::size_t>(n);
   }
+  return dropped;
 }
 
-// --send-only, at the end of stdin: waits until the peer has acknowledged every byte sent (or
-// closed its side), reading and dropping what it sends meanwhile, before the session ends
-// and the socket is closed. Closing earlier, with data still in flight, risks a reset that
-// drops it: the peer's next bytes reaching a closed socket make the kernel answer RST, and
-// an RST discards what the peer has not read yet. Bounded by the idle timeout, if any.
+// --send-only, at the end of stdin (after the half-close): closes only once closing cannot
+// lose data. Closing while our bytes are unacknowledged, or while the peer is still sending
+// (an echo server answering what we sent), makes the kernel answer the peer's next segment
+// with a reset, which drops what was in flight and makes the peer's own send fail. So it
+// waits, reading and dropping what the peer sends (copy_socket_to_stdout does), until the
+// peer has acknowledged every byte (SIOCOUTQ is 0) and then either closes its side or stays
+// quiet for 200 ms, with at most 2 s of waiting after the acknowledgement (ncat quits at once,
+// and loses data that way); -i bounds the whole wait.
 task<void> linger_until_acknowledged(session& s) {
+  constexpr auto quiet = std::chrono::milliseconds(200);
+  constexpr auto max_after_ack = std::chrono::seconds(2);
+  std::optional<clock::time_point> acknowledged;
   auto wait = std::chrono::microseconds(100);
   for (;;) {
-    drain_unread(s.sock);
+    if (const std::size_t n = drain_unread(s.sock); n > 0) {
+      s.received += n;
+      s.touch();
+    }
     int unacknowledged = 0;
     if (s.output_done || !s.sock.is_open() ||
-        ::ioctl(s.sock.native_handle(), SIOCOUTQ, &unacknowledged) != 0 || unacknowledged == 0)
+        ::ioctl(s.sock.native_handle(), SIOCOUTQ, &unacknowledged) != 0)
       break;
+    const auto now = clock::now();
+    if (unacknowledged == 0) {
+      if (!acknowledged) acknowledged = now;
+      if (now - s.last_activity >= quiet || now - *acknowledged >= max_after_ack) break;
+    }
     if (s.idle_expired()) co_return;
     (void)co_await s.io.try_sleep_for(wait);
     if (s.done.is_set()) co_return;

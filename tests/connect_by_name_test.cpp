@@ -29,21 +29,13 @@ using uringcat::task;
 using uringcat::tcp_client;
 using uringcat::testing::count_open_fds;
 using uringcat::testing::dns_responder;
+using uringcat::testing::have_ipv6_loopback;
 using uringcat::testing::loopback_black_hole;
 using uringcat::testing::ms_since;
 
 // A resolver that asks `dns` only, with c-ares's own retries beyond any deadline here.
 resolver_options at(const dns_responder& dns) {
   return {.servers = {dns.server()}, .attempt_timeout = 5s, .attempts = 1};
-}
-
-bool have_ipv6_loopback() {
-  const int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  const endpoint ep = endpoint::loopback_v6(0);
-  const bool ok = ::bind(fd, ep.data(), ep.size()) == 0;
-  ::close(fd);
-  return ok;
 }
 
 // A socket bound to `ep`, listening (backlog) or not (connects to it are refused).

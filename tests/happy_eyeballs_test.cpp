@@ -26,6 +26,7 @@ using uringcat::task;
 using uringcat::tcp_client;
 using uringcat::tcp_listener;
 using uringcat::testing::count_open_fds;
+using uringcat::testing::have_ipv6_loopback;
 using uringcat::testing::loopback_black_hole;
 using uringcat::testing::ms_since;
 
@@ -46,15 +47,6 @@ struct refusing_port {
   }
   ~refusing_port() { ::close(fd); }
 };
-
-bool have_ipv6_loopback() {
-  const int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  const endpoint ep = endpoint::loopback_v6(0);
-  const bool ok = ::bind(fd, ep.data(), ep.size()) == 0;
-  ::close(fd);
-  return ok;
-}
 
 #define REQUIRE_IPV6()                                             \
   do {                                                             \

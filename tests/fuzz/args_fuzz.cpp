@@ -11,17 +11,9 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "fuzz_check.hpp"
 
 namespace {
-
-#define FUZZ_CHECK(condition)                                                               \
-  do {                                                                                      \
-    if (!(condition)) {                                                                     \
-      std::fprintf(stderr, "args_fuzz: %s:%d: property violated: %s\n", __FILE__, __LINE__, \
-                   #condition);                                                             \
-      __builtin_trap();                                                                     \
-    }                                                                                       \
-  } while (false)
 
 namespace cli = uringcat::cli;
 

@@ -10,17 +10,9 @@
 #include <string_view>
 
 #include "cli.hpp"
+#include "fuzz_check.hpp"
 
 namespace {
-
-#define FUZZ_CHECK(condition)                                                                   \
-  do {                                                                                          \
-    if (!(condition)) {                                                                         \
-      std::fprintf(stderr, "duration_fuzz: %s:%d: property violated: %s\n", __FILE__, __LINE__, \
-                   #condition);                                                                 \
-      __builtin_trap();                                                                         \
-    }                                                                                           \
-  } while (false)
 
 namespace cli = uringcat::cli;
 

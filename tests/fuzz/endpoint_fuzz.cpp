@@ -22,22 +22,12 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz_check.hpp"
 #include "uringcat/endpoint.hpp"
 
 namespace {
 
 using uringcat::endpoint;
-
-// Names the broken property on stderr, then traps: libFuzzer saves the input as a crash file,
-// and the replay runner dies with the name of the file it was running.
-#define FUZZ_CHECK(condition)                                                                   \
-  do {                                                                                          \
-    if (!(condition)) {                                                                         \
-      std::fprintf(stderr, "endpoint_fuzz: %s:%d: property violated: %s\n", __FILE__, __LINE__, \
-                   #condition);                                                                 \
-      __builtin_trap();                                                                         \
-    }                                                                                           \
-  } while (false)
 
 // Inputs up to this length must appear whole in parse()'s message. endpoint.cpp elides longer
 // ones (at 128 bytes today); any input must still give a message of bounded size.

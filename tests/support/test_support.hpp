@@ -2,7 +2,10 @@
 #pragma once
 
 #include <dirent.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstddef>
@@ -34,6 +37,18 @@ inline bool raise_nofile(rlim_t wanted) {
 inline double ms_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
       .count();
+}
+
+/// Whether ::1 can be bound here (a container may have IPv6 off): tests that need it skip.
+inline bool have_ipv6_loopback() {
+  const int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in6 sin6{};
+  sin6.sin6_family = AF_INET6;
+  sin6.sin6_addr = in6addr_loopback;
+  const bool ok = ::bind(fd, reinterpret_cast<const sockaddr*>(&sin6), sizeof sin6) == 0;
+  ::close(fd);
+  return ok;
 }
 
 }  // namespace uringcat::testing

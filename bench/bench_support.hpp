@@ -24,6 +24,18 @@ namespace uringcat::bench {
 using testing::loopback_black_hole;
 using testing::raise_nofile;
 
+/// Runs the registered benchmarks with Google Benchmark's own flags: `args` is argv[0] and
+/// the arguments the program did not take itself. Returns main's status (2: an unknown flag).
+inline int run_benchmarks(std::vector<char*> args) {
+  int argc = static_cast<int>(args.size());
+  args.push_back(nullptr);
+  benchmark::Initialize(&argc, args.data());
+  if (benchmark::ReportUnrecognizedArguments(argc, args.data())) return 2;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
+
 /// Microseconds from `earlier` to `later` (negative when `later` is earlier).
 inline double us_between(std::chrono::steady_clock::time_point later,
                          std::chrono::steady_clock::time_point earlier) {

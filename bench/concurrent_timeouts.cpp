@@ -697,20 +697,13 @@ void register_benchmarks(bool smoke) {
 int main(int argc, char** argv) {
   // --smoke: N = 100 and a 50 ms timeout, one iteration, every method (seconds, for CI).
   bool smoke = false;
-  int kept = 1;
+  std::vector<char*> rest{argv[0]};  // what Google Benchmark gets
   for (int i = 1; i < argc; ++i) {
-    if (std::string_view(argv[i]) == "--smoke") {
+    if (std::string_view(argv[i]) == "--smoke")
       smoke = true;
-    } else {
-      argv[kept++] = argv[i];
-    }
+    else
+      rest.push_back(argv[i]);
   }
-  argc = kept;
-  argv[argc] = nullptr;
   register_benchmarks(smoke);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return uringcat::bench::run_benchmarks(std::move(rest));
 }

@@ -144,11 +144,5 @@ int main(int argc, char** argv) {
       ->UseManualTime()
       ->Unit(benchmark::kMillisecond);
 
-  int bench_argc = static_cast<int>(rest.size());
-  rest.push_back(nullptr);
-  benchmark::Initialize(&bench_argc, rest.data());
-  if (benchmark::ReportUnrecognizedArguments(bench_argc, rest.data())) return 2;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return uringcat::bench::run_benchmarks(std::move(rest));
 }

@@ -36,6 +36,12 @@ if [[ ${URINGCAT_SCAN_INSIDE:-} != 1 ]]; then
     --timeout "$timeout_s" "$uringcat"
 fi
 
+# Only inside the namespace made above: a fresh one has nothing but lo. Anywhere else (this
+# script run with URINGCAT_SCAN_INSIDE=1 by hand) the SYNs could leave the machine: refuse.
+if [[ $(ip -o link show | wc -l) != 1 ]] || ! ip -o link show lo >/dev/null 2>&1; then
+  echo "scan.sh: not inside a fresh network namespace; refusing to probe 10.213.0.2" >&2
+  exit 2
+fi
 ip link set lo up
 ip route add 10.213.0.0/24 dev lo
 ulimit -n "$(ulimit -Hn)"
